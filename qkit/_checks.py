@@ -1,0 +1,188 @@
+"""Input validation shared by `qkit.reference` and `qkit.kernels`.
+
+Every public function checks its arguments here and raises a `ValueError` or
+`TypeError` that names the argument and the allowed range. Bad input never
+produces a silent wrong answer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+INT32_MAX = 2**31 - 1
+
+INTEGER_OPERANDS = (np.int8, np.uint8)
+
+
+class AccumulatorOverflowError(ValueError):
+    """Raised when an int32 accumulator could overflow for the given operands."""
+
+
+def check_bits(bits) -> int:
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)):
+        raise TypeError(f"bits must be an int, got {type(bits).__name__}")
+    if not 2 <= bits <= 16:
+        raise ValueError(f"bits must be in 2..16, got {bits}")
+    return int(bits)
+
+
+def check_float_array(x, name: str = "x") -> np.ndarray:
+    """Return `x` as float32, refusing empty arrays, NaN and Inf."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiu" or x.dtype == np.bool_:
+        raise TypeError(f"{name} must be a real-valued array, got dtype {x.dtype}")
+    if x.size == 0:
+        raise ValueError(f"{name} is empty (shape {x.shape}); there is nothing to quantize")
+    x = x.astype(np.float32, copy=False)
+    if not np.isfinite(x).all():
+        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+        raise ValueError(f"{name} contains {bad} NaN or Inf value(s) (or values beyond float32)")
+    return x
+
+
+def check_int_array(q, name: str, dtypes=INTEGER_OPERANDS, ndim: int | None = None) -> np.ndarray:
+    q = np.asarray(q)
+    if q.dtype.type not in dtypes:
+        allowed = ", ".join(np.dtype(d).name for d in dtypes)
+        raise TypeError(f"{name} must have dtype {allowed}; got {q.dtype}")
+    if ndim is not None and q.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {q.shape}")
+    if q.size == 0:
+        raise ValueError(f"{name} is empty (shape {q.shape})")
+    return q
+
+
+def check_range(q: np.ndarray, name: str, lo: int, hi: int) -> None:
+    """Values of `q` must lie in [lo, hi] (e.g. a declared 4-bit range in an int8 array)."""
+    qmin, qmax = int(q.min()), int(q.max())
+    if qmin < lo or qmax > hi:
+        raise ValueError(f"{name} has values in [{qmin}, {qmax}], outside the declared range [{lo}, {hi}]")
+
+
+def check_qrange(qmin: int, qmax: int) -> tuple[int, int]:
+    qmin, qmax = int(qmin), int(qmax)
+    if not -(2**15) <= qmin < qmax <= 2**16 - 1:
+        raise ValueError(f"need -32768 <= qmin < qmax <= 65535, got qmin={qmin}, qmax={qmax}")
+    return qmin, qmax
+
+
+def check_accumulation(k: int, amax: int, bmax: int, what: str = "a @ w") -> None:
+    """Raise if `k` products of |a| <= amax and |b| <= bmax could overflow int32.
+
+    The bound is computed from the operands' actual largest magnitudes, so a
+    long K is accepted when the values are small enough to make it exact.
+    """
+    worst = int(k) * int(amax) * int(bmax)
+    if worst > INT32_MAX:
+        k_safe = INT32_MAX // max(int(amax) * int(bmax), 1)
+        raise AccumulatorOverflowError(
+            f"int32 accumulation of {what} could overflow: K={k} products of |a| <= {amax} "
+            f"and |w| <= {bmax} can reach {worst:,} > {INT32_MAX:,}. qkit raises rather than "
+            f"widen silently: split K into chunks of at most {k_safe:,}, or use fewer bits."
+        )
+
+
+def max_abs(q: np.ndarray) -> int:
+    return max(abs(int(q.min())), abs(int(q.max())))
+
+
+def storage_dtype(qmin: int, qmax: int) -> np.dtype:
+    """Smallest integer dtype that holds [qmin, qmax]."""
+    for dt in (np.uint8, np.int8, np.uint16, np.int16, np.int32):
+        info = np.iinfo(dt)
+        if info.min <= qmin and qmax <= info.max:
+            return np.dtype(dt)
+    raise ValueError(f"no integer dtype holds [{qmin}, {qmax}]")
+
+
+# --- operand checks shared by qkit.reference and qkit.kernels -----------------------------
+
+
+def check_gemm(a, w):
+    """``a`` (M,K) u8/s8 and ``w`` (N,K) s8 with an exact int32 sum over K."""
+    a = check_int_array(a, "a", INTEGER_OPERANDS, ndim=2)
+    w = check_int_array(w, "w", (np.int8,), ndim=2)
+    if a.shape[1] != w.shape[1]:
+        raise ValueError(f"a is (M,K)={a.shape} and w is (N,K)={w.shape}: K must match")
+    check_accumulation(a.shape[1], max_abs(a), max_abs(w))
+    return a, w
+
+
+def check_int4_gemm(a, w_packed):
+    """``a`` (M,K) u8/s8, ``w_packed`` (N, ceil(K/2)) uint8 of signed 4-bit pairs."""
+    a = check_int_array(a, "a", INTEGER_OPERANDS, ndim=2)
+    w_packed = check_int_array(w_packed, "w_packed", (np.uint8,), ndim=2)
+    if w_packed.shape[1] != (a.shape[1] + 1) // 2:
+        raise ValueError(f"w_packed must be (N, ceil(K/2)) = (N, {(a.shape[1] + 1) // 2}) for "
+                         f"K={a.shape[1]}, got {w_packed.shape}")
+    check_accumulation(a.shape[1], max_abs(a), 8)
+    return a, w_packed
+
+
+def check_codebook_gemm(a, idx, codebook):
+    """``a`` (M,K) u8/s8, ``idx`` (N,K) uint8 codes, ``codebook`` (L,) or (N,L) int8/int16."""
+    a = check_int_array(a, "a", INTEGER_OPERANDS, ndim=2)
+    idx = check_int_array(idx, "idx", (np.uint8,), ndim=2)
+    codebook = check_int_array(codebook, "codebook", (np.int8, np.int16))
+    if a.shape[1] != idx.shape[1]:
+        raise ValueError(f"a is (M,K)={a.shape} and idx is (N,K)={idx.shape}: K must match")
+    if codebook.ndim == 1:
+        codebook = np.broadcast_to(codebook, (idx.shape[0], codebook.shape[0]))
+    if codebook.ndim != 2 or codebook.shape[0] != idx.shape[0]:
+        raise ValueError(f"codebook must be (L,) or (N, L) with N={idx.shape[0]}, "
+                         f"got {codebook.shape}")
+    if int(idx.max()) >= codebook.shape[1]:
+        raise ValueError(f"idx has code {int(idx.max())} but the codebook has only "
+                         f"{codebook.shape[1]} entries")
+    check_accumulation(a.shape[1], max_abs(a), max_abs(codebook))
+    return a, idx, np.ascontiguousarray(codebook, dtype=np.int16)
+
+
+def check_requantize(acc, zero_point, qmin, qmax, bias, n_params):
+    """``acc`` (M,N) int32; per-tensor (1 value) or per-channel (N values) parameters."""
+    acc = check_int_array(acc, "acc", (np.int32,), ndim=2)
+    qmin, qmax = check_qrange(qmin, qmax)
+    if not qmin <= int(zero_point) <= qmax:
+        raise ValueError(f"zero_point {zero_point} outside [qmin, qmax] = [{qmin}, {qmax}]")
+    n = acc.shape[1]
+    for name, size in n_params.items():
+        if size not in (1, n):
+            raise ValueError(f"{name} must have 1 (per-tensor) or N={n} (per-channel) values, "
+                             f"got {size}")
+    if bias is not None and np.size(bias) != n:
+        raise ValueError(f"bias must have N={n} values, got {np.size(bias)}")
+    return acc, qmin, qmax
+
+
+def check_conv2d(x, w, stride, padding, dilation, groups, pad_value):
+    """``x`` (N,H,W,C) u8/s8, ``w`` (O,KH,KW,C/groups) s8 (NHWC / OHWI layouts)."""
+    x = check_int_array(x, "x", INTEGER_OPERANDS, ndim=4)
+    w = check_int_array(w, "w", (np.int8,), ndim=4)
+    params = {}
+    for name, v in (("stride", stride), ("padding", padding), ("dilation", dilation)):
+        pair = (v, v) if np.ndim(v) == 0 else tuple(v)
+        if len(pair) != 2 or any(int(p) != p for p in pair):
+            raise ValueError(f"{name} must be an int or a pair of ints, got {v}")
+        lo = 0 if name == "padding" else 1
+        if min(pair) < lo:
+            raise ValueError(f"{name} must be >= {lo}, got {v}")
+        params[name] = (int(pair[0]), int(pair[1]))
+    if int(groups) != groups or groups < 1:
+        raise ValueError(f"groups must be a positive int, got {groups}")
+    c, o = x.shape[3], w.shape[0]
+    if c % groups or o % groups:
+        raise ValueError(f"groups={groups} must divide in_channels={c} and out_channels={o}")
+    if w.shape[3] != c // groups:
+        raise ValueError(f"w must be (O,KH,KW,C/groups) = (O,KH,KW,{c // groups}), got {w.shape}")
+    (sh, sw), (ph, pw), (dh, dw) = params["stride"], params["padding"], params["dilation"]
+    oh = (x.shape[1] + 2 * ph - dh * (w.shape[1] - 1) - 1) // sh + 1
+    ow = (x.shape[2] + 2 * pw - dw * (w.shape[2] - 1) - 1) // sw + 1
+    if oh < 1 or ow < 1:
+        raise ValueError(f"kernel {w.shape[1:3]} with dilation {(dh, dw)} does not fit the "
+                         f"padded input {(x.shape[1] + 2 * ph, x.shape[2] + 2 * pw)}")
+    info = np.iinfo(x.dtype)
+    if int(pad_value) != pad_value or not info.min <= pad_value <= info.max:
+        raise ValueError(f"pad_value must be an integer in the range of {x.dtype}, got {pad_value}")
+    k = w.shape[1] * w.shape[2] * w.shape[3]
+    check_accumulation(k, max(max_abs(x), abs(int(pad_value))), max_abs(w), "conv2d")
+    return x, w, params["stride"], params["padding"], params["dilation"], int(groups), (oh, ow)

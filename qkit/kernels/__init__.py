@@ -1,0 +1,48 @@
+"""numba kernels: the fast twins of `qkit.reference`, same names, same signatures.
+
+Kernels are module-level ``@njit(cache=True)`` functions (so the on-disk
+cache works), never ``fastmath`` (it would break bit-exact requantization).
+Set ``NUMBA_DISABLE_JIT=1`` to run them as plain Python.
+"""
+
+from qkit.kernels.conv import conv2d
+from qkit.kernels.gemm import gemm, gemm_codebook, gemm_int4, gemm_pairs16
+from qkit.kernels.int4 import pack_int4, unpack_int4
+from qkit.kernels.quantize import dequantize, fake_quantize, quantize
+from qkit.kernels.requantize import requantize_fixed, requantize_float
+
+__all__ = [
+    "conv2d", "dequantize", "fake_quantize", "gemm", "gemm_codebook", "gemm_int4",
+    "gemm_pairs16", "pack_int4", "quantize", "requantize_fixed", "requantize_float",
+    "unpack_int4", "warmup",
+]
+
+
+def warmup() -> None:
+    """Compile (or load from the cache) the common signatures once."""
+    import numpy as np
+
+    from qkit.qparams import QParams
+
+    rng = np.random.default_rng(0)
+    for dt in (np.uint8, np.int8):
+        a = rng.integers(0, 100, (3, 5)).astype(dt)
+        w = rng.integers(-100, 100, (4, 5)).astype(np.int8)
+        gemm(a, w)
+        gemm_pairs16(a, w)
+        gemm_int4(a, pack_int4(rng.integers(-8, 8, (4, 5)).astype(np.int8)))
+        gemm_codebook(a, rng.integers(0, 4, (4, 5)).astype(np.uint8), np.arange(4, dtype=np.int8))
+        conv2d(a.reshape(1, 3, 5, 1), w[:2, :4].reshape(2, 2, 2, 1), padding=1, pad_value=1)
+    x = rng.normal(size=(4, 6)).astype(np.float32)
+    for signed in (True, False):
+        qp = QParams(np.float32(0.05), 0 if signed else 128, 8, signed)
+        for rounding in ("half_even", "half_away", "floor", "stochastic"):
+            q = quantize(x, qp, rounding, rng=rng)
+        dequantize(q, qp)
+    acc = rng.integers(-1000, 1000, (3, 4)).astype(np.int32)
+    for lo, hi in ((0, 255), (-128, 127)):
+        requantize_fixed(acc, [1 << 30], [-3], 0, lo, hi, bias=np.zeros(4, np.int32))
+        requantize_float(acc, [0.01], 0, lo, hi, bias=np.zeros(4, np.float32))
+        requantize_fixed(acc, [1 << 30], [-3], 0, lo, hi)
+        requantize_float(acc, [0.01], 0, lo, hi)
+    unpack_int4(pack_int4(np.zeros((2, 3), np.uint8)), 3, signed=False)

@@ -1,0 +1,17 @@
+"""Plain NumPy references: the obviously-correct version of every integer kernel.
+
+Each function here has a numba twin of the same name and signature in
+`qkit.kernels`; the tests assert that both give identical integers.
+"""
+
+from qkit.reference.conv import conv2d, im2col
+from qkit.reference.gemm import gemm, gemm_codebook, gemm_int4, gemm_pairs16
+from qkit.reference.int4 import pack_int4, unpack_int4
+from qkit.reference.quantize import dequantize, fake_quantize, quantize
+from qkit.reference.requantize import requantize_fixed, requantize_float
+
+__all__ = [
+    "conv2d", "dequantize", "fake_quantize", "gemm", "gemm_codebook", "gemm_int4",
+    "gemm_pairs16", "im2col", "pack_int4", "quantize", "requantize_fixed", "requantize_float",
+    "unpack_int4",
+]
