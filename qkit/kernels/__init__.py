@@ -5,11 +5,11 @@ cache works), never ``fastmath`` (it would break bit-exact requantization).
 Set ``NUMBA_DISABLE_JIT=1`` to run them as plain Python.
 """
 
-from qkit.kernels.conv import conv2d
-from qkit.kernels.gemm import gemm, gemm_codebook, gemm_int4, gemm_pairs16
+from qkit.kernels.convolution import conv2d
+from qkit.kernels.gemms import gemm, gemm_codebook, gemm_int4, gemm_pairs16
 from qkit.kernels.int4 import pack_int4, unpack_int4
-from qkit.kernels.quantize import dequantize, fake_quantize, quantize
-from qkit.kernels.requantize import requantize_fixed, requantize_float
+from qkit.kernels.quantization import dequantize, fake_quantize, quantize
+from qkit.kernels.requantization import requantize_fixed, requantize_float
 
 __all__ = [
     "conv2d", "dequantize", "fake_quantize", "gemm", "gemm_codebook", "gemm_int4",

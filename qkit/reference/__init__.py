@@ -4,11 +4,11 @@ Each function here has a numba twin of the same name and signature in
 `qkit.kernels`; the tests assert that both give identical integers.
 """
 
-from qkit.reference.conv import conv2d, im2col
-from qkit.reference.gemm import gemm, gemm_codebook, gemm_int4, gemm_pairs16
+from qkit.reference.convolution import conv2d, im2col
+from qkit.reference.gemms import gemm, gemm_codebook, gemm_int4, gemm_pairs16
 from qkit.reference.int4 import pack_int4, unpack_int4
-from qkit.reference.quantize import dequantize, fake_quantize, quantize
-from qkit.reference.requantize import requantize_fixed, requantize_float
+from qkit.reference.quantization import dequantize, fake_quantize, quantize
+from qkit.reference.requantization import requantize_fixed, requantize_float
 
 __all__ = [
     "conv2d", "dequantize", "fake_quantize", "gemm", "gemm_codebook", "gemm_int4",

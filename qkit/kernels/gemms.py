@@ -1,4 +1,4 @@
-"""Integer GEMMs in numba (twins of `qkit.reference.gemm`).
+"""Integer GEMMs in numba (twins of `qkit.reference.gemms`).
 
 Every loop reduces over K into a single int32 accumulator with both operands
 contiguous along K, the form LLVM turns into packed multiply-adds. The

@@ -1,4 +1,4 @@
-"""Integer 2-D convolution in numba with implicit im2col (twin of `qkit.reference.conv`).
+"""Integer 2-D convolution in numba with implicit im2col (twin of `qkit.reference.convolution`).
 
 No patch matrix is built: each output reads its receptive field straight from
 the input, substituting ``pad_value`` outside it, in the (kh, kw, c) order

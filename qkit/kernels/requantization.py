@@ -1,4 +1,4 @@
-"""Requantization in numba (twins of `qkit.reference.requantize`)."""
+"""Requantization in numba (twins of `qkit.reference.requantization`)."""
 
 from __future__ import annotations
 

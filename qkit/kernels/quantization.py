@@ -1,4 +1,4 @@
-"""Quantize and dequantize in numba (twins of `qkit.reference.quantize`)."""
+"""Quantize and dequantize in numba (twins of `qkit.reference.quantization`)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,36 @@
+"""Command line: ``python -m qkit <command>``.
+
+    bench    measure qkit's integer GEMM against NumPy and PyTorch (see qkit.bench)
+    warmup   compile the numba kernels once into the on-disk cache
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "bench":
+        from qkit.bench import main as bench_main
+
+        return bench_main(rest)
+    if cmd == "warmup":
+        import time
+
+        from qkit.kernels import warmup
+
+        t0 = time.perf_counter()
+        warmup()
+        print(f"qkit kernels ready in {time.perf_counter() - t0:.1f} s")
+        return 0
+    print(f"unknown command {cmd!r}\n{__doc__}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

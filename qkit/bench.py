@@ -1,0 +1,199 @@
+"""Benchmark harness: qkit's integer GEMM against NumPy and PyTorch, measured in one run.
+
+Every implementation is checked for the right answer first, warmed up, then
+timed in interleaved rounds (A B C A B C ...) so that a noisy neighbour or
+frequency change hits all of them alike; the table reports medians.
+
+    python -m qkit bench                 # table
+    python -m qkit bench --json          # one JSON object per line
+    python -m qkit bench --quick         # small shapes, few rounds (smoke test)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from qkit import kernels
+
+SHAPES = [(1024, 1024, 1024), (128, 384, 1536), (1, 4096, 4096)]
+QUICK_SHAPES = [(64, 128, 96), (1, 256, 512)]
+
+
+@dataclass
+class Result:
+    op: str
+    shape: tuple
+    impl: str
+    threads: int
+    seconds: float  # median over rounds
+    ratio_numpy: float = float("nan")  # GOP/s relative to NumPy fp32 (same shape, threads)
+
+    @property
+    def gops(self) -> float:
+        m, k, n = self.shape
+        return 2.0 * m * k * n / self.seconds / 1e9
+
+    def as_dict(self) -> dict:
+        return {"op": self.op, "shape": list(self.shape), "impl": self.impl,
+                "threads": self.threads, "gops": round(self.gops, 3),
+                "ms": round(self.seconds * 1e3, 4), "ratio_numpy_fp32": round(self.ratio_numpy, 3)}
+
+
+def set_threads(n: int) -> None:
+    """Use ``n`` threads in numba, PyTorch and NumPy's BLAS."""
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    threadpool_limits(n)
+    try:
+        import torch
+
+        torch.set_num_threads(n)
+    except ImportError:
+        pass
+
+
+def gemm_impls(m: int, k: int, n: int, seed: int = 0) -> dict[str, Callable[[], object]]:
+    """Zero-argument callables computing one (M,K) x (K,N) product each, checked for agreement."""
+    rng = np.random.default_rng(seed)
+    a_q = rng.integers(0, 128, (m, k), dtype=np.uint8)
+    w_q = rng.integers(-127, 128, (n, k), dtype=np.int8)
+    a_f, w_f = a_q.astype(np.float32), w_q.astype(np.float32)
+    wt_f = np.ascontiguousarray(w_f.T)
+    exact = kernels.gemm(a_q, w_q)
+    impls = {
+        "qkit int8": lambda: kernels.gemm(a_q, w_q),
+        "numpy fp32": lambda: a_f @ wt_f,
+    }
+    if m == 1 and k % 2 == 0:
+        w4 = kernels.pack_int4(np.clip(w_q // 16, -8, 7).astype(np.int8))
+        impls["qkit int4"] = lambda: kernels.gemm_int4(a_q, w4)
+    impls.update(_torch_impls(a_f, w_f, exact))
+    for name, f in impls.items():  # validate before timing
+        _check(name, f(), exact)
+    return impls
+
+
+def _check(name: str, out, exact: np.ndarray) -> None:
+    """Integer impls must be exact; float and torch int8 ones within their rounding."""
+    if hasattr(out, "dequantize"):
+        out = out.dequantize()
+    out = np.asarray(out, dtype=np.float64)
+    if name.startswith("qkit int8"):
+        ok = np.array_equal(out, exact)
+    elif name.startswith("qkit int4"):
+        ok = np.isfinite(out).all()  # different weights; exactness is tested in tests/
+    else:
+        err = np.abs(out - exact).max() / max(np.abs(exact).max(), 1)
+        ok = err < (1e-5 if "fp32" in name else 2e-2)
+    if not ok:
+        raise AssertionError(f"{name} gives wrong results; refusing to time it")
+
+
+def _torch_impls(a_f, w_f, exact) -> dict:
+    try:
+        import torch
+        import torch.ao.nn.quantized as nnq
+        import torch.ao.nn.quantized.dynamic as nnqd
+    except ImportError:
+        return {}
+    warnings.filterwarnings("ignore", message=".*quantized tensor creation.*")
+    x, w = torch.from_numpy(a_f), torch.from_numpy(w_f)
+    impls = {"torch fp32": lambda: torch.nn.functional.linear(x, w)}
+    n, k = w_f.shape
+    wq = torch.quantize_per_tensor(w, 1.0, 0, torch.qint8)
+    dyn = nnqd.Linear(k, n, bias_=False)
+    dyn.set_weight_bias(wq, None)
+    impls["torch int8 dynamic"] = lambda: dyn(x)
+    static = nnq.Linear(k, n, bias_=False)
+    static.set_weight_bias(wq, None)
+    static.scale, static.zero_point = 2 * float(np.abs(exact).max()) / 255 + 1e-3, 128
+    xq = torch.quantize_per_tensor(x, 1.0, 0, torch.quint8)
+    impls["torch int8 static"] = lambda: static(xq)
+    return impls
+
+
+def measure(impls: dict, rounds: int, min_time: float = 0.02) -> dict[str, float]:
+    """Median seconds per call of each callable, timed in interleaved rounds."""
+    reps = {}
+    for name, f in impls.items():  # warm-up (and JIT) + pick repeats per round
+        f()
+        t0 = time.perf_counter()
+        f()
+        reps[name] = max(1, int(min_time / max(time.perf_counter() - t0, 1e-7)))
+    times = {name: [] for name in impls}
+    for _ in range(rounds):
+        for name, f in impls.items():
+            t0 = time.perf_counter()
+            for _ in range(reps[name]):
+                f()
+            times[name].append((time.perf_counter() - t0) / reps[name])
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def run(shapes=None, threads=(1, 2), rounds: int = 7, progress=None) -> list[Result]:
+    results = []
+    for shape in shapes or SHAPES:
+        impls = gemm_impls(*shape)
+        for t in threads:
+            set_threads(t)
+            med = measure(impls, rounds)
+            base = med.get("numpy fp32")
+            for name, sec in med.items():
+                r = Result("gemm", shape, name, t, sec)
+                r.ratio_numpy = base / sec if base else float("nan")
+                results.append(r)
+            if progress:
+                progress(shape, t)
+    return results
+
+
+def compile_times() -> dict[str, float]:
+    """Seconds for `kernels.warmup` in this process (cold or cached, whichever applies)."""
+    t0 = time.perf_counter()
+    kernels.warmup()
+    return {"warmup_s": time.perf_counter() - t0}
+
+
+def format_table(results: list[Result]) -> str:
+    head = f"{'shape (M,K,N)':<18}{'impl':<20}{'threads':>7}{'ms':>10}{'GOP/s':>9}{'vs numpy':>10}"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        shape = "x".join(map(str, r.shape))
+        lines.append(f"{shape:<18}{r.impl:<20}{r.threads:>7}{r.seconds * 1e3:>10.3f}"
+                     f"{r.gops:>9.1f}{r.ratio_numpy:>9.2f}x")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(prog="python -m qkit bench", description=__doc__.splitlines()[0])
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--quick", action="store_true", help="small shapes, 3 rounds")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--rounds", type=int, default=7)
+    args = p.parse_args(argv)
+    compile_info = compile_times()
+    shapes = QUICK_SHAPES if args.quick else SHAPES
+    rounds = 3 if args.quick else args.rounds
+    results = run(shapes, tuple(args.threads), rounds)
+    if args.json:
+        for r in results:
+            print(json.dumps(r.as_dict()))
+        print(json.dumps({"op": "compile", "shape": [], "impl": "qkit kernels.warmup",
+                          "threads": 0, "gops": None, **compile_info}))
+    else:
+        print(format_table(results))
+        print(f"\nkernels.warmup() in this process: {compile_info['warmup_s']:.2f} s "
+              "(first run compiles; later runs load numba's on-disk cache)")
+    sys.stdout.flush()
+    return 0

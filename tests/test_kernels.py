@@ -1,0 +1,241 @@
+"""Every numba kernel equals its NumPy reference, integer for integer.
+
+Random shapes (1x1, odd sizes, non-contiguous views), extreme values
+(-128/127, 0/255, zero points at their limits, all-zero and constant
+channels) and hypothesis properties. This module also runs with
+``NUMBA_DISABLE_JIT=1`` (``make test``), which catches missing casts.
+"""
+
+import inspect
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import qkit.kernels as K
+import qkit.reference as R
+from qkit.fixedpoint import quantize_multiplier
+from qkit.kernels import convolution as kconv
+from qkit.kernels import gemms as kgemm
+from qkit.qparams import QParams, qparams_from_tensor
+
+pytestmark = pytest.mark.nojit
+
+PAIRS = [n for n in K.__all__ if n != "warmup"]
+U8, S8 = np.uint8, np.int8
+
+
+def ints(rng, shape, dtype, lo=None, hi=None):
+    info = np.iinfo(dtype)
+    lo = info.min if lo is None else lo
+    hi = info.max if hi is None else hi
+    return rng.integers(lo, hi, shape, endpoint=True).astype(dtype)
+
+
+def assert_same(a, b):
+    assert a.dtype == b.dtype and a.shape == b.shape
+    np.testing.assert_array_equal(a, b)
+
+
+def test_every_kernel_has_a_reference_with_the_same_signature():
+    for name in PAIRS:
+        ref, ker = getattr(R, name), getattr(K, name)
+        assert inspect.signature(ref) == inspect.signature(ker), name
+
+
+GEMM_SHAPES = [(1, 1, 1), (1, 7, 3), (3, 1, 5), (5, 33, 7), (17, 64, 65), (9, 301, 2)]
+
+
+@pytest.mark.parametrize("m,k,n", GEMM_SHAPES)
+@pytest.mark.parametrize("adt", [U8, S8])
+@pytest.mark.parametrize("name", ["gemm", "gemm_pairs16"])
+def test_gemm_random(rng, m, k, n, adt, name):
+    a, w = ints(rng, (m, k), adt), ints(rng, (n, k), S8)
+    out = getattr(K, name)(a, w)
+    assert_same(out, getattr(R, name)(a, w))
+    if m * n > 4:
+        assert np.unique(out).size > 1  # guard: not a constant output
+
+
+@pytest.mark.parametrize("name", ["gemm", "gemm_pairs16"])
+def test_gemm_extremes(name):
+    for av, wv in [(255, 127), (255, -128), (0, -128), (127, -128)]:
+        a = np.full((3, 257), av, U8 if av > 127 else S8)
+        w = np.full((4, 257), wv, S8)
+        assert_same(getattr(K, name)(a, w), getattr(R, name)(a, w))
+    a = np.full((2, 4), 255, U8)
+    w = np.array([[127, 127, 127, 127], [-128, -128, 1, 1]], S8)
+    # pair saturation: 255*127*2 = 64770 -> 32767 per pair
+    assert K.gemm_pairs16(a, w).tolist() == [[65534, -32768 + 510]] * 2
+    assert K.gemm(a, w).tolist() == [[129540, -64770]] * 2
+
+
+def test_gemm_non_contiguous(rng):
+    a = ints(rng, (20, 40), U8)[::2, 1::2]
+    w = ints(rng, (30, 60), S8)[::3, ::3]
+    assert not a.flags.c_contiguous
+    assert_same(K.gemm(a, w), R.gemm(a, w))
+    assert_same(K.gemm(a, w), R.gemm(np.ascontiguousarray(a), np.ascontiguousarray(w)))
+
+
+def test_gemm_serial_equals_parallel(rng):
+    a, w = ints(rng, (37, 129), U8), ints(rng, (131, 129), S8)
+    serial, parallel = np.empty((37, 131), np.int32), np.empty((37, 131), np.int32)
+    kgemm._gemm_tile(a, w, serial, 0, 37, 0, 131)
+    kgemm._gemm_parallel(a, w, parallel)
+    assert_same(serial, parallel)
+    kgemm._pairs16_tile(a, w, serial, 0, 37, 0, 131)
+    kgemm._pairs16_parallel(a, w, parallel)
+    assert_same(serial, parallel)
+
+
+@pytest.mark.parametrize("k", [1, 2, 7, 64, 129])
+def test_int4_pack_and_gemm(rng, k):
+    w4 = ints(rng, (5, k), S8, -8, 7)
+    packed = R.pack_int4(w4)
+    assert_same(K.pack_int4(w4), packed)
+    assert_same(K.unpack_int4(packed, k), w4)
+    assert_same(R.unpack_int4(packed, k), w4)
+    u4 = ints(rng, (3, k), U8, 0, 15)
+    assert_same(K.unpack_int4(K.pack_int4(u4), k, signed=False), u4)
+    for adt in (U8, S8):
+        a = ints(rng, (4, k), adt)
+        out = K.gemm_int4(a, packed)
+        assert_same(out, R.gemm_int4(a, packed))
+        assert_same(out, R.gemm(a, w4))
+
+
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("levels,cdt", [(4, S8), (16, np.int16), (256, S8)])
+def test_codebook_gemm(rng, shared, levels, cdt):
+    a = ints(rng, (6, 77), U8)
+    idx = rng.integers(0, levels, (9, 77)).astype(U8)
+    cb = ints(rng, (levels,) if shared else (9, levels), cdt, -300 if cdt == np.int16 else None,
+              300 if cdt == np.int16 else None)
+    out = K.gemm_codebook(a, idx, cb)
+    assert_same(out, R.gemm_codebook(a, idx, cb))
+    w = (cb[idx] if shared else np.take_along_axis(cb, idx.astype(int), 1)).astype(np.int64)
+    np.testing.assert_array_equal(out, a.astype(np.int64) @ w.T)
+
+
+CONV_CASES = [
+    # (N,H,W,C), (O,KH,KW), stride, padding, dilation, groups
+    ((1, 1, 1, 1), (1, 1, 1), 1, 0, 1, 1),
+    ((2, 7, 9, 3), (4, 3, 3), 1, 1, 1, 1),
+    ((1, 8, 8, 6), (6, 3, 3), 2, 1, 1, 6),  # depthwise
+    ((2, 9, 11, 6), (9, 3, 2), (2, 1), (1, 0), (1, 2), 3),  # grouped, asymmetric
+    ((1, 5, 5, 4), (2, 5, 5), 1, 2, 1, 1),
+    ((3, 6, 7, 2), (5, 1, 1), 1, 0, 1, 1),  # pointwise
+]
+
+
+@pytest.mark.parametrize("xshape,wshape,stride,padding,dilation,groups", CONV_CASES)
+@pytest.mark.parametrize("adt", [U8, S8])
+def test_conv2d(rng, xshape, wshape, stride, padding, dilation, groups, adt):
+    x = ints(rng, xshape, adt)
+    w = ints(rng, wshape + (xshape[3] // groups,), S8)
+    pad = int(np.iinfo(adt).max)  # zero point at its limit
+    args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, pad_value=pad)
+    out = K.conv2d(x, w, **args)
+    assert_same(out, R.conv2d(x, w, **args))
+    serial = np.empty_like(out)
+    st_, pd, dl = (np.broadcast_to(v, 2).astype(np.int64) for v in (stride, padding, dilation))
+    kconv._conv_serial(x, w, serial, (int(st_[0]), int(st_[1])), (int(pd[0]), int(pd[1])),
+                       (int(dl[0]), int(dl[1])), groups, pad)
+    assert_same(serial, out)
+
+
+def test_conv2d_matches_gemm_for_pointwise(rng):
+    x, w = ints(rng, (2, 3, 4, 5), U8), ints(rng, (6, 1, 1, 5), S8)
+    out = K.conv2d(x, w)
+    assert_same(out.reshape(-1, 6), R.gemm(x.reshape(-1, 5), w.reshape(6, 5)))
+
+
+QPARAM_CASES = [
+    dict(bits=8, signed=True, symmetric=True, narrow_range=True),
+    dict(bits=8, signed=False),
+    dict(bits=4, signed=True, axis=0),
+    dict(bits=3, signed=False, axis=1, group_size=4),
+    dict(bits=16, signed=True),
+    dict(bits=2, signed=True, symmetric=True),
+]
+
+
+@pytest.mark.parametrize("kw", QPARAM_CASES)
+@pytest.mark.parametrize("rounding", ["half_even", "half_away", "floor", "stochastic"])
+def test_quantize_dequantize(rng, kw, rounding):
+    x = (rng.standard_normal((6, 8)) * 3).astype(np.float32)
+    x[1] = 0.0  # an all-zero channel
+    x[2] = 1.5  # a constant channel
+    qp = qparams_from_tensor(x, **kw)
+    q = K.quantize(x, qp, rounding, rng=np.random.default_rng(1))
+    assert_same(q, R.quantize(x, qp, rounding, rng=np.random.default_rng(1)))
+    assert q.min() >= qp.qmin and q.max() <= qp.qmax
+    assert_same(K.dequantize(q, qp), R.dequantize(q, qp))
+
+
+def test_quantize_ties_and_limits():
+    qp = QParams(np.float32(1.0), 127, bits=8, signed=False)
+    x = np.array([-0.5, 0.5, 1.5, 2.5, -127.5, 128.5, -1e6, 1e6], np.float32)
+    for rounding in ("half_even", "half_away", "floor"):
+        assert_same(K.quantize(x, qp, rounding), R.quantize(x, qp, rounding))
+    assert K.quantize(x, qp).tolist() == [127, 127, 129, 129, 0, 255, 0, 255]
+    assert K.quantize(x, qp, "half_away").tolist() == [126, 128, 129, 130, 0, 255, 0, 255]
+
+
+REQUANT_RANGES = [(0, 255, 0), (0, 255, 255), (-128, 127, -128), (-128, 127, 127), (7, 200, 9)]
+
+
+@pytest.mark.parametrize("qmin,qmax,zp", REQUANT_RANGES)
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_requantize(rng, qmin, qmax, zp, per_channel, with_bias):
+    acc = ints(rng, (9, 13), np.int32)
+    acc[0, :4] = [np.iinfo(np.int32).min, np.iinfo(np.int32).max, 0, -1]
+    n = 13 if per_channel else 1
+    m0, shift = quantize_multiplier(rng.uniform(1e-9, 1.5, n))
+    bias_i = ints(rng, (13,), np.int32, -(2**20), 2**20) if with_bias else None
+    out = K.requantize_fixed(acc, m0, shift, zp, qmin, qmax, bias=bias_i)
+    assert_same(out, R.requantize_fixed(acc, m0, shift, zp, qmin, qmax, bias=bias_i))
+    mult = rng.uniform(1e-9, 1e-2, n).astype(np.float32)
+    bias_f = (rng.standard_normal(13) * 1e5).astype(np.float32) if with_bias else None
+    out = K.requantize_float(acc, mult, zp, qmin, qmax, bias=bias_f)
+    assert_same(out, R.requantize_float(acc, mult, zp, qmin, qmax, bias=bias_f))
+
+
+# --- hypothesis properties ------------------------------------------------------------------
+
+
+@given(hnp.arrays(np.float32, st.integers(1, 40),
+                  elements=st.floats(-1e3, 1e3, width=32, allow_subnormal=False)),
+       st.integers(2, 16), st.booleans(), st.booleans())
+def test_round_trip_error_at_most_half_a_step(x, bits, signed, symmetric):
+    qp = qparams_from_tensor(x, bits=bits, signed=signed, symmetric=symmetric)
+    q = K.quantize(x, qp)
+    assert_same(q, R.quantize(x, qp))
+    assert qp.qmin <= q.min() and q.max() <= qp.qmax
+    err = np.abs(K.dequantize(q, qp).astype(np.float64) - x)
+    # inside the range: <= scale/2 (+ float32 rounding of x/scale and of (q-zp)*scale)
+    step = float(qp.scale)
+    tol = step / 2 + 4 * np.finfo(np.float32).eps * (np.abs(x).max() + step)
+    assert err.max() <= tol
+
+
+@given(hnp.arrays(np.int32, st.tuples(st.integers(1, 5), st.integers(1, 6))),
+       st.floats(1e-10, 4.0), st.integers(-128, 127))
+def test_requantize_fixed_matches_reference(acc, m, zp):
+    m0, shift = quantize_multiplier(m)
+    assert_same(K.requantize_fixed(acc, m0, shift, zp, -128, 127),
+                R.requantize_fixed(acc, m0, shift, zp, -128, 127))
+
+
+@given(st.integers(1, 9), st.integers(1, 70), st.integers(1, 9), st.integers(0, 2**32 - 1))
+def test_gemm_property(m, k, n, seed):
+    r = np.random.default_rng(seed)
+    a, w = ints(r, (m, k), U8), ints(r, (n, k), S8)
+    assert_same(K.gemm(a, w), R.gemm(a, w))
+    assert_same(K.gemm_pairs16(a, w), R.gemm_pairs16(a, w))
+    a7 = ints(r, (m, k), U8, 0, 127)  # reduce_range activations: pairs cannot saturate
+    assert_same(K.gemm_pairs16(a7, w), R.gemm(a7, w))
