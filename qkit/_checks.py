@@ -33,7 +33,8 @@ def check_float_array(x, name: str = "x") -> np.ndarray:
         raise TypeError(f"{name} must be a real-valued array, got dtype {x.dtype}")
     if x.size == 0:
         raise ValueError(f"{name} is empty (shape {x.shape}); there is nothing to quantize")
-    x = x.astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):  # values beyond float32 become inf and are refused below
+        x = x.astype(np.float32, copy=False)
     if not np.isfinite(x).all():
         bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
         raise ValueError(f"{name} contains {bad} NaN or Inf value(s) (or values beyond float32)")
@@ -61,8 +62,8 @@ def check_range(q: np.ndarray, name: str, lo: int, hi: int) -> None:
 
 def check_qrange(qmin: int, qmax: int) -> tuple[int, int]:
     qmin, qmax = int(qmin), int(qmax)
-    if not -(2**15) <= qmin < qmax <= 2**16 - 1:
-        raise ValueError(f"need -32768 <= qmin < qmax <= 65535, got qmin={qmin}, qmax={qmax}")
+    if not -(2**15) <= qmin <= qmax <= 2**16 - 1:
+        raise ValueError(f"need -32768 <= qmin <= qmax <= 65535, got qmin={qmin}, qmax={qmax}")
     return qmin, qmax
 
 

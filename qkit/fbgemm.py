@@ -200,7 +200,8 @@ def from_torch(module) -> FbgemmLayer:
     import torch
 
     name = type(module).__name__
-    if name not in ("Linear", "LinearReLU", "Conv2d", "ConvReLU2d"):
+    quantized = ".quantized" in type(module).__module__
+    if not quantized or name not in ("Linear", "LinearReLU", "Conv2d", "ConvReLU2d"):
         raise TypeError(f"from_torch reads quantized Linear/Conv2d (+ReLU) modules, got {name}")
     wq = module.weight()
     if wq.qscheme() in (torch.per_tensor_affine, torch.per_tensor_symmetric):

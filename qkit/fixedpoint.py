@@ -48,12 +48,15 @@ def quantize_multiplier(m):
 
 
 def srdhm(a, b):
-    """SaturatingRoundingDoublingHighMul: ``round_half_away(a * b / 2**31)`` in int32.
+    """SaturatingRoundingDoublingHighMul: ``a * b / 2**31`` rounded to nearest, in int32.
 
+    ``(a*b + nudge) / 2**31`` with C's truncating division and ``nudge = 2**30``
+    (``1 - 2**30`` when ``a*b < 0``). Read carefully, that rounds ties toward
+    +infinity (-1.5 -> -1, +1.5 -> 2), not away from zero as is often said.
     The one overflow, ``a == b == INT32_MIN``, saturates to ``INT32_MAX``.
 
     >>> int(srdhm(2**30, 2**30)), int(srdhm(-3, 2**30)), int(srdhm(INT32_MIN, INT32_MIN))
-    (536870912, -2, 2147483647)
+    (536870912, -1, 2147483647)
     """
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
@@ -82,7 +85,7 @@ def rounding_divide_by_pot(x, exponent):
 
 
 def multiply_by_quantized_multiplier(x, m0, shift):
-    """``round(x * M0 * 2**shift / 2**31)`` the TFLite way (two roundings).
+    """``x * M0 * 2**(shift - 31)`` rounded the TFLite way (two roundings, within 1 of exact).
 
     A positive shift is a left shift first; where TFLite's int32 shift would
     overflow, qkit saturates instead.

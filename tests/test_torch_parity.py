@@ -1,0 +1,106 @@
+"""qkit reproduces PyTorch's quantized CPU engine output for output.
+
+Skipped with a reason when the installed torch has no ``torch.ao`` quantized
+modules; qkit itself never needs them.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qkit.fbgemm import (
+    default_accumulation,
+    from_torch,
+    quantize_per_channel_torch,
+    quantize_per_tensor_torch,
+)
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torch.ao.nn.quantized", reason="this torch has no torch.ao quantized modules")
+if "fbgemm" not in torch.backends.quantized.supported_engines:
+    pytest.skip("this torch build has no fbgemm engine", allow_module_level=True)
+
+import torch_layers  # noqa: E402  (tests/ is on sys.path under pytest's rootdir conftest)
+
+warnings.filterwarnings("ignore", message=".*quantized tensor creation.*")
+HERE = Path(__file__).parent
+
+
+def _values_with_ties(rng, scale, n):
+    x = (rng.standard_normal(n) * scale * 60).astype(np.float32)
+    k = rng.integers(-140, 140, n // 2)
+    x[: k.size] = ((k + 0.5) * np.float32(scale)).astype(np.float32)  # exact .5 ties of x/scale
+    return x
+
+
+@pytest.mark.parametrize("dtype,qmin,qmax", [("quint8", 0, 255), ("qint8", -128, 127)])
+def test_quantize_per_tensor_rule(rng, dtype, qmin, qmax):
+    compared = 0
+    for _ in range(200):
+        scale = float(np.float32(rng.uniform(1e-3, 0.5)))
+        zp = int(rng.integers(qmin, qmax + 1))
+        x = _values_with_ties(rng, scale, int(rng.integers(1, 300)))
+        ref = torch.quantize_per_tensor(torch.from_numpy(x), scale, zp, getattr(torch, dtype))
+        ours = quantize_per_tensor_torch(x, scale, zp, qmin, qmax)
+        np.testing.assert_array_equal(ours, ref.int_repr().numpy())
+        compared += x.size
+    assert compared > 20_000
+
+
+def test_quantize_per_channel_rule(rng):
+    for _ in range(200):
+        c, n = int(rng.integers(1, 8)), int(rng.integers(1, 60))
+        scales = rng.uniform(1e-3, 0.5, c).astype(np.float32).astype(np.float64)
+        zps = rng.integers(-128, 128, c)
+        x = np.stack([_values_with_ties(rng, s, n) for s in scales])
+        ref = torch.quantize_per_channel(torch.from_numpy(x), torch.from_numpy(scales),
+                                         torch.from_numpy(zps), 0, torch.qint8)
+        np.testing.assert_array_equal(quantize_per_channel_torch(x, scales, zps, 0, -128, 127),
+                                      ref.int_repr().numpy())
+
+
+def test_textbook_rule_differs_from_torch_only_at_ties(rng):
+    """Why the rule matters: with an odd zero point, ties of x/scale round differently."""
+    from qkit import QParams, quantize
+
+    x = (np.arange(-20, 20) + 0.5).astype(np.float32) * np.float32(0.25)
+    textbook = quantize(x, QParams(np.float32(0.25), 3, 8, signed=False))
+    torch_rule = quantize_per_tensor_torch(x, 0.25, 3, 0, 255)
+    assert 0 < (textbook != torch_rule).mean() < 1
+    assert np.abs(textbook.astype(int) - torch_rule).max() == 1
+
+
+@pytest.mark.parametrize("engine", ["fbgemm", "x86"])
+def test_layers_match_torch_on_this_cpu(engine):
+    if engine not in torch.backends.quantized.supported_engines:
+        pytest.skip(f"engine {engine} not in this torch build")
+    report = torch_layers.compare(default_accumulation(), engine=engine)
+    print(f"{engine} / {default_accumulation()}: {report}")
+    for kind in ("linear", "conv2d"):
+        assert report[kind]["outputs"] > 10_000
+        assert report[kind]["mismatches"] == 0, report
+
+
+def test_avx2_pair_saturation_matches_fbgemm_avx2_path():
+    """fbgemm forced onto AVX2 (vpmaddubsw): only the saturating-pairs model matches."""
+    env = dict(os.environ, FBGEMM_ENABLE_INSTRUCTIONS="AVX2",
+               PYTHONPATH=os.pathsep.join([str(HERE.parent), str(HERE)]))
+    out = subprocess.run([sys.executable, str(HERE / "torch_layers.py"), "pairs16", "exact"],
+                         env=env, capture_output=True, text=True, timeout=600, check=True)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    print(report)
+    for kind in ("linear", "conv2d"):
+        assert report["pairs16"][kind]["mismatches"] == 0, report
+        # with activations over the full [0, 255], exact int32 sums are *not* what AVX2 fbgemm gives
+        assert report["exact"][kind]["mismatches"] > 0, report
+
+
+def test_from_torch_rejects_other_modules():
+    with pytest.raises(TypeError, match="reads quantized Linear/Conv2d"):
+        from_torch(torch.nn.Linear(2, 2))

@@ -1,0 +1,96 @@
+"""Random PyTorch quantized Linear/Conv2d layers run by torch and by `qkit.fbgemm`.
+
+Used by test_torch_parity.py, in-process and in a subprocess with fbgemm forced
+onto its AVX2 path (``FBGEMM_ENABLE_INSTRUCTIONS=AVX2``, read once at start-up).
+Run directly, it prints one JSON line: ``python tests/torch_layers.py pairs16``.
+"""
+
+import json
+import sys
+import warnings
+
+import numpy as np
+
+warnings.filterwarnings("ignore", message=".*quantized tensor creation.*")
+
+
+def _weight(torch, rng, shape, per_channel, affine):
+    wf = torch.from_numpy(rng.standard_normal(shape).astype(np.float32))
+    if not per_channel:
+        return torch.quantize_per_tensor(wf, float(rng.uniform(1e-3, 0.05)), 0, torch.qint8)
+    n = shape[0]
+    zps = rng.integers(-20, 20, n) if affine else np.zeros(n, np.int64)
+    return torch.quantize_per_channel(wf, torch.from_numpy(rng.uniform(1e-3, 0.05, n)),
+                                      torch.from_numpy(zps), 0, torch.qint8)
+
+
+def _io_params(rng, t):
+    limits = [(0, 0), (255, 255), (0, 255), (255, 0)]
+    zx, zy = limits[t] if t < len(limits) else (int(rng.integers(0, 256)), int(rng.integers(0, 256)))
+    return float(rng.uniform(1e-3, 0.1)), zx, float(rng.uniform(0.01, 1.0)), zy
+
+
+def linear_cases(n, seed):
+    import torch
+    import torch.ao.nn.intrinsic.quantized as nniq
+    import torch.ao.nn.quantized as nnq
+
+    rng = np.random.default_rng(seed)
+    for t in range(n):
+        k, n_out, m = (int(v) for v in rng.integers(1, [300, 40, 20]))
+        relu, has_bias = t % 3 == 0, t % 4 != 1
+        mod = nniq.LinearReLU(k, n_out, bias=has_bias) if relu else nnq.Linear(k, n_out, bias_=has_bias)
+        bias = torch.from_numpy(rng.standard_normal(n_out).astype(np.float32)) if has_bias else None
+        mod.set_weight_bias(_weight(torch, rng, (n_out, k), t % 2 == 0, t % 8 == 2), bias)
+        sx, zx, mod.scale, mod.zero_point = _io_params(rng, t)
+        x = rng.integers(0, 256, (m, k), endpoint=False).astype(np.uint8)  # full range [0, 255]
+        y = mod(torch._make_per_tensor_quantized_tensor(torch.from_numpy(x), sx, zx))
+        yield mod, x, sx, zx, y.int_repr().numpy()
+
+
+def conv_cases(n, seed):
+    import torch
+    import torch.ao.nn.intrinsic.quantized as nniq
+    import torch.ao.nn.quantized as nnq
+
+    rng = np.random.default_rng(seed)
+    for t in range(n):
+        g = (1, 2, 3)[t % 3]
+        c, o = int(rng.integers(1, 5)) * g, int(rng.integers(1, 5)) * g
+        if t % 5 == 0:  # depthwise
+            g = c = o = int(rng.integers(1, 9))
+        k = int(rng.choice([1, 3, 5]))
+        s, p, d = int(rng.integers(1, 3)), int(rng.integers(0, 3)), int(rng.integers(1, 3))
+        h, w = (int(v) for v in rng.integers(k * d, 14, 2))
+        cls = nniq.ConvReLU2d if t % 2 == 0 else nnq.Conv2d
+        mod = cls(c, o, k, stride=s, padding=p, dilation=d, groups=g, bias=t % 4 != 1)
+        bias = torch.from_numpy(rng.standard_normal(o).astype(np.float32)) if t % 4 != 1 else None
+        mod.set_weight_bias(_weight(torch, rng, (o, c // g, k, k), t % 3 != 0, False), bias)
+        sx, zx, mod.scale, mod.zero_point = _io_params(rng, t)
+        x = rng.integers(0, 256, (2, c, h, w)).astype(np.uint8)
+        y = mod(torch._make_per_tensor_quantized_tensor(torch.from_numpy(x), sx, zx))
+        x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        yield mod, x_nhwc, sx, zx, y.int_repr().numpy().transpose(0, 2, 3, 1)
+
+
+def compare(accumulation, n_linear=60, n_conv=40, seed=0, engine="fbgemm"):
+    """Layers, outputs and mismatching outputs of qkit vs torch, per kind."""
+    import torch
+
+    from qkit.fbgemm import from_torch
+
+    torch.backends.quantized.engine = engine
+    report = {}
+    for kind, cases in (("linear", linear_cases(n_linear, seed)), ("conv2d", conv_cases(n_conv, seed))):
+        layers = outputs = mismatches = 0
+        for mod, x, sx, zx, y_torch in cases:
+            y = from_torch(mod)(x, sx, zx, accumulation)
+            layers += 1
+            outputs += y.size
+            mismatches += int((y != y_torch).sum())
+        report[kind] = {"layers": layers, "outputs": outputs, "mismatches": mismatches}
+    return report
+
+
+if __name__ == "__main__":
+    print(json.dumps({acc: compare(acc) for acc in sys.argv[1:]}))
