@@ -5,6 +5,7 @@
 top-level names below are the ones a notebook uses.
 """
 
+from qkit import kernels, reference
 from qkit._checks import AccumulatorOverflowError
 from qkit.fixedpoint import (
     multiply_by_quantized_multiplier,
@@ -36,7 +37,8 @@ from qkit.qparams import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "AccumulatorOverflowError", "QParams", "activation_range", "conv2d", "dequantize",
+    "AccumulatorOverflowError", "QParams", "kernels", "reference", "activation_range", "conv2d",
+    "dequantize",
     "fake_quantize", "gemm", "gemm_codebook", "gemm_int4", "multiply_by_quantized_multiplier",
     "pack_int4", "qparams_from_range", "qparams_from_tensor", "qrange", "quantize",
     "quantize_multiplier", "requantize_fixed", "requantize_float", "rounding_divide_by_pot",

@@ -57,7 +57,8 @@ def check_range(q: np.ndarray, name: str, lo: int, hi: int) -> None:
     """Values of `q` must lie in [lo, hi] (e.g. a declared 4-bit range in an int8 array)."""
     qmin, qmax = int(q.min()), int(q.max())
     if qmin < lo or qmax > hi:
-        raise ValueError(f"{name} has values in [{qmin}, {qmax}], outside the declared range [{lo}, {hi}]")
+        raise ValueError(f"{name} has values in [{qmin}, {qmax}], outside the declared range "
+                         f"[{lo}, {hi}]")
 
 
 def check_qrange(qmin: int, qmax: int) -> tuple[int, int]:

@@ -63,7 +63,9 @@ def quantize_per_tensor_torch(x, scale: float, zero_point: int, qmin: int, qmax:
     ``zp + rne(x * inv)``. The parity tests check this rule against the installed torch.
 
     >>> quantize_per_tensor_torch(np.array([0.25, 0.75], np.float32), 0.5, 1, 0, 255)
-    array([2, 3], dtype=uint8)
+    array([2, 2], dtype=uint8)
+
+    (the textbook rule gives ``[2, 3]``: ``rne(1.5) + 1 = 3`` but ``rne(1.5 + 1) = 2``).
     """
     x = check_float_array(x)
     inv = np.float32(1.0) / np.float32(scale)

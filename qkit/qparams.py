@@ -103,7 +103,7 @@ def qparams_from_range(lo, hi, bits: int = 8, signed: bool = True, symmetric: bo
     >>> float(qp.scale), int(qp.zero_point)
     (0.01568627543747425, 64)
     >>> qp = qparams_from_range(-1.0, 3.0, bits=8, signed=True, symmetric=True, narrow_range=True)
-    >>> float(qp.scale) == np.float32(3.0) / np.float32(127), int(qp.zero_point)
+    >>> bool(qp.scale == np.float32(3.0) / np.float32(127)), int(qp.zero_point)
     (True, 0)
     """
     qmin, qmax = qrange(bits, signed, narrow_range)

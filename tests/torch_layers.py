@@ -26,7 +26,7 @@ def _weight(torch, rng, shape, per_channel, affine):
 
 def _io_params(rng, t):
     limits = [(0, 0), (255, 255), (0, 255), (255, 0)]
-    zx, zy = limits[t] if t < len(limits) else (int(rng.integers(0, 256)), int(rng.integers(0, 256)))
+    zx, zy = limits[t] if t < len(limits) else (int(v) for v in rng.integers(0, 256, 2))
     return float(rng.uniform(1e-3, 0.1)), zx, float(rng.uniform(0.01, 1.0)), zy
 
 
@@ -39,7 +39,10 @@ def linear_cases(n, seed):
     for t in range(n):
         k, n_out, m = (int(v) for v in rng.integers(1, [300, 40, 20]))
         relu, has_bias = t % 3 == 0, t % 4 != 1
-        mod = nniq.LinearReLU(k, n_out, bias=has_bias) if relu else nnq.Linear(k, n_out, bias_=has_bias)
+        if relu:
+            mod = nniq.LinearReLU(k, n_out, bias=has_bias)
+        else:
+            mod = nnq.Linear(k, n_out, bias_=has_bias)
         bias = torch.from_numpy(rng.standard_normal(n_out).astype(np.float32)) if has_bias else None
         mod.set_weight_bias(_weight(torch, rng, (n_out, k), t % 2 == 0, t % 8 == 2), bias)
         sx, zx, mod.scale, mod.zero_point = _io_params(rng, t)
@@ -81,7 +84,8 @@ def compare(accumulation, n_linear=60, n_conv=40, seed=0, engine="fbgemm"):
 
     torch.backends.quantized.engine = engine
     report = {}
-    for kind, cases in (("linear", linear_cases(n_linear, seed)), ("conv2d", conv_cases(n_conv, seed))):
+    kinds = (("linear", linear_cases(n_linear, seed)), ("conv2d", conv_cases(n_conv, seed)))
+    for kind, cases in kinds:
         layers = outputs = mismatches = 0
         for mod, x, sx, zx, y_torch in cases:
             y = from_torch(mod)(x, sx, zx, accumulation)

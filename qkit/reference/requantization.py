@@ -30,7 +30,7 @@ def requantize_fixed(acc, multiplier, shift, zero_point: int, qmin: int, qmax: i
     >>> from qkit.fixedpoint import quantize_multiplier
     >>> m0, shift = quantize_multiplier(0.25)
     >>> requantize_fixed(np.array([[10, -10, 1000]], np.int32), m0, shift, 3, 0, 255)
-    array([[  6,   1, 253]], dtype=uint8)
+    array([[  6,   0, 253]], dtype=uint8)
     """
     m0 = np.atleast_1d(np.asarray(multiplier, dtype=np.int32))
     shift = np.atleast_1d(np.asarray(shift, dtype=np.int32))

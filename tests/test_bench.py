@@ -1,0 +1,43 @@
+"""The benchmark harness validates, times and reports (small shapes; no speed is asserted)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from qkit.bench import _check, measure
+
+
+def test_bench_json_lines():
+    out = subprocess.run([sys.executable, "-m", "qkit", "bench", "--quick", "--json",
+                          "--threads", "1"], capture_output=True, text=True, timeout=600,
+                         check=True)
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    gemm = [r for r in rows if r["op"] == "gemm"]
+    impls = {r["impl"] for r in gemm}
+    assert {"qkit int8", "numpy fp32"} <= impls
+    for r in gemm:
+        assert {"op", "shape", "impl", "threads", "gops"} <= r.keys()
+        assert r["gops"] > 0 and r["threads"] == 1
+    assert any(r["op"] == "compile" for r in rows)
+
+
+def test_measure_interleaves_and_returns_medians():
+    calls = []
+    med = measure({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, rounds=3,
+                  min_time=0.0)
+    assert set(med) == {"a", "b"} and all(v >= 0 for v in med.values())
+    timed = calls[4:]  # after two warm-up calls each
+    assert timed[:2] == ["a", "b"]
+
+
+def test_wrong_results_are_refused():
+    import numpy as np
+
+    exact = np.arange(6).reshape(2, 3)
+    _check("qkit int8", exact.copy(), exact)
+    with pytest.raises(AssertionError, match="refusing to time"):
+        _check("qkit int8", exact + 1, exact)
+    with pytest.raises(AssertionError, match="refusing to time"):
+        _check("numpy fp32", exact * 1.5, exact)
