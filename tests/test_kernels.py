@@ -89,6 +89,14 @@ def test_gemm_serial_equals_parallel(rng):
     kgemm._pairs16_tile(a, w, serial, 0, 37, 0, 131)
     kgemm._pairs16_parallel(a, w, parallel)
     assert_same(serial, parallel)
+    wp = K.pack_int4(ints(rng, (131, 129), S8, -8, 7))
+    kgemm._int4_tile(a, wp, serial, 0, 37, 0, 131)
+    kgemm._int4_parallel(a, wp, parallel)
+    assert_same(serial, parallel)
+    idx, cb = ints(rng, (131, 129), U8, 0, 15), ints(rng, (131, 16), np.int16, -999, 999)
+    kgemm._codebook_tile(a, idx, cb, serial, 0, 37, 0, 131)
+    kgemm._codebook_parallel(a, idx, cb, parallel)
+    assert_same(serial, parallel)
 
 
 @pytest.mark.parametrize("k", [1, 2, 7, 64, 129])
