@@ -16,9 +16,9 @@ $(STAMP): pyproject.toml requirements/constraints.txt requirements/models.txt
 	$(BIN)/python -m qkit warmup
 	touch $(STAMP)
 
-## Open the notebooks in JupyterLab.
+## Open the notebooks in JupyterLab (root, as in containers, needs --allow-root).
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 ## Every test: unit tests, doctests (qkit and README), every notebook under nbval,
 ## then the kernel tests again with the JIT switched off.
