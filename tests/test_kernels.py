@@ -247,3 +247,18 @@ def test_gemm_property(m, k, n, seed):
     assert_same(K.gemm_pairs16(a, w), R.gemm_pairs16(a, w))
     a7 = ints(r, (m, k), U8, 0, 127)  # reduce_range activations: pairs cannot saturate
     assert_same(K.gemm_pairs16(a7, w), R.gemm(a7, w))
+
+
+@pytest.mark.parametrize("activation", [None, "relu", "relu6"])
+def test_fused_activation_clamps(rng, activation):
+    from qkit.qparams import activation_range
+
+    scale, zp = 0.05, 10  # uint8 output grid: real 0 at 10, real 6 at 130
+    lo, hi = activation_range(activation, scale, zp, 0, 255)
+    acc = ints(rng, (6, 9), np.int32, -(2**16), 2**16)
+    mult = np.float32(0.01)
+    out = K.requantize_float(acc, mult, zp, lo, hi)
+    assert_same(out, R.requantize_float(acc, mult, zp, lo, hi))
+    y = np.clip(np.rint(acc.astype(np.float32) * mult) + zp, 0, 255)  # no activation
+    expected = {None: y, "relu": np.maximum(y, zp), "relu6": np.clip(y, zp, 130)}[activation]
+    np.testing.assert_array_equal(out, expected)
