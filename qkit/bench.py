@@ -12,6 +12,7 @@ frequency change hits all of them alike; the table reports medians.
 from __future__ import annotations
 
 import json
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from typing import Callable
 import numpy as np
 
 from qkit import kernels
+from qkit.kernels.gemms import _gemm_plain
+from qkit.kernels.peak import int8_peak_gops
 
 SHAPES = [(1024, 1024, 1024), (128, 384, 1536), (1, 4096, 4096)]
 QUICK_SHAPES = [(64, 128, 96), (1, 256, 512)]
@@ -33,6 +36,7 @@ class Result:
     threads: int
     seconds: float  # median over rounds
     ratio_numpy: float = float("nan")  # GOP/s relative to NumPy fp32 (same shape, threads)
+    peak_gops: float = float("nan")  # measured int8 peak of one core, times threads
 
     @property
     def gops(self) -> float:
@@ -42,7 +46,8 @@ class Result:
     def as_dict(self) -> dict:
         return {"op": self.op, "shape": list(self.shape), "impl": self.impl,
                 "threads": self.threads, "gops": round(self.gops, 3),
-                "ms": round(self.seconds * 1e3, 4), "ratio_numpy_fp32": round(self.ratio_numpy, 3)}
+                "ms": round(self.seconds * 1e3, 4), "ratio_numpy_fp32": round(self.ratio_numpy, 3),
+                "pct_of_int8_peak": round(100 * self.gops / self.peak_gops, 1)}
 
 
 def set_threads(n: int) -> None:
@@ -68,8 +73,10 @@ def gemm_impls(m: int, k: int, n: int, seed: int = 0) -> dict[str, Callable[[], 
     a_f, w_f = a_q.astype(np.float32), w_q.astype(np.float32)
     wt_f = np.ascontiguousarray(w_f.T)
     exact = kernels.gemm(a_q, w_q)
+    packed = kernels.pack_weights(w_q)  # once, as torch's Linear prepacks its weights
     impls = {
-        "qkit int8": lambda: kernels.gemm(a_q, w_q),
+        "qkit int8": lambda: kernels.gemm_packed(a_q, packed),
+        "qkit int8 plain": lambda: _gemm_plain(a_q, w_q),
         "numpy fp32": lambda: a_f @ wt_f,
     }
     if m == 1 and k % 2 == 0:
@@ -138,7 +145,8 @@ def measure(impls: dict, rounds: int, min_time: float = 0.02) -> dict[str, float
     return {name: float(np.median(t)) for name, t in times.items()}
 
 
-def run(shapes=None, threads=(1, 2), rounds: int = 7, progress=None) -> list[Result]:
+def run(shapes=None, threads=(1, 2), rounds: int = 7, progress=None,
+        peak: float = float("nan")) -> list[Result]:
     results = []
     for shape in shapes or SHAPES:
         impls = gemm_impls(*shape)
@@ -147,7 +155,7 @@ def run(shapes=None, threads=(1, 2), rounds: int = 7, progress=None) -> list[Res
             med = measure(impls, rounds)
             base = med.get("numpy fp32")
             for name, sec in med.items():
-                r = Result("gemm", shape, name, t, sec)
+                r = Result("gemm", shape, name, t, sec, peak_gops=peak * t)
                 r.ratio_numpy = base / sec if base else float("nan")
                 results.append(r)
             if progress:
@@ -156,19 +164,31 @@ def run(shapes=None, threads=(1, 2), rounds: int = 7, progress=None) -> list[Res
 
 
 def compile_times() -> dict[str, float]:
-    """Seconds for `kernels.warmup` in this process (cold or cached, whichever applies)."""
-    t0 = time.perf_counter()
-    kernels.warmup()
-    return {"warmup_s": time.perf_counter() - t0}
+    """Seconds for `kernels.warmup` in fresh processes: cold (empty numba cache), then warm."""
+    import subprocess
+    import sys
+    import tempfile
+
+    code = ("import time; t0 = time.perf_counter(); import qkit.kernels as k; "
+            "t1 = time.perf_counter(); k.warmup(); print(t1 - t0, time.perf_counter() - t1)")
+    times = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        for label in ("cold", "warm"):
+            out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                                 text=True, check=True).stdout.split()
+            times[f"import_{label}_s"], times[f"warmup_{label}_s"] = float(out[0]), float(out[1])
+    return times
 
 
 def format_table(results: list[Result]) -> str:
-    head = f"{'shape (M,K,N)':<18}{'impl':<20}{'threads':>7}{'ms':>10}{'GOP/s':>9}{'vs numpy':>10}"
+    head = (f"{'shape (M,K,N)':<18}{'impl':<20}{'threads':>7}{'ms':>10}{'GOP/s':>9}"
+            f"{'vs numpy':>10}{'% peak':>8}")
     lines = [head, "-" * len(head)]
     for r in results:
         shape = "x".join(map(str, r.shape))
         lines.append(f"{shape:<18}{r.impl:<20}{r.threads:>7}{r.seconds * 1e3:>10.3f}"
-                     f"{r.gops:>9.1f}{r.ratio_numpy:>9.2f}x")
+                     f"{r.gops:>9.1f}{r.ratio_numpy:>9.2f}x{100 * r.gops / r.peak_gops:>7.0f}%")
     return "\n".join(lines)
 
 
@@ -182,18 +202,27 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--rounds", type=int, default=7)
     args = p.parse_args(argv)
-    compile_info = compile_times()
+    kernels.warmup()
+    peak, path = int8_peak_gops()
     shapes = QUICK_SHAPES if args.quick else SHAPES
     rounds = 3 if args.quick else args.rounds
-    results = run(shapes, tuple(args.threads), rounds)
+    results = run(shapes, tuple(args.threads), rounds, peak=peak)
+    compile_info = {} if args.quick else compile_times()
     if args.json:
         for r in results:
             print(json.dumps(r.as_dict()))
-        print(json.dumps({"op": "compile", "shape": [], "impl": "qkit kernels.warmup",
-                          "threads": 0, "gops": None, **compile_info}))
+        print(json.dumps({"op": "peak", "shape": [], "impl": path, "threads": 1,
+                          "gops": round(peak, 1)}))
+        if compile_info:
+            print(json.dumps({"op": "compile", "shape": [], "impl": "qkit kernels.warmup",
+                              "threads": 0, "gops": None, **compile_info}))
     else:
         print(format_table(results))
-        print(f"\nkernels.warmup() in this process: {compile_info['warmup_s']:.2f} s "
-              "(first run compiles; later runs load numba's on-disk cache)")
+        print(f"\nint8 peak of one core, measured: {peak:.1f} GOP/s ({path}); "
+              "% peak = GOP/s / (peak x threads)")
+        if compile_info:
+            print("kernels.warmup() in a fresh process: cold cache {warmup_cold_s:.1f} s, warm "
+                  "cache {warmup_warm_s:.2f} s (import qkit.kernels: {import_cold_s:.1f} s / "
+                  "{import_warm_s:.1f} s)".format(**compile_info))
     sys.stdout.flush()
     return 0

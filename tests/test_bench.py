@@ -16,11 +16,12 @@ def test_bench_json_lines():
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     gemm = [r for r in rows if r["op"] == "gemm"]
     impls = {r["impl"] for r in gemm}
-    assert {"qkit int8", "numpy fp32"} <= impls
+    assert {"qkit int8", "qkit int8 plain", "numpy fp32"} <= impls
     for r in gemm:
         assert {"op", "shape", "impl", "threads", "gops"} <= r.keys()
         assert r["gops"] > 0 and r["threads"] == 1
-    assert any(r["op"] == "compile" for r in rows)
+    peak = [r for r in rows if r["op"] == "peak"]
+    assert len(peak) == 1 and peak[0]["gops"] > 1
 
 
 def test_measure_interleaves_and_returns_medians():

@@ -19,11 +19,12 @@ import qkit.reference as R
 from qkit.fixedpoint import quantize_multiplier
 from qkit.kernels import convolution as kconv
 from qkit.kernels import gemms as kgemm
+from qkit.kernels.vnni import vnni_available
 from qkit.qparams import QParams, qparams_from_tensor
 
 pytestmark = pytest.mark.nojit
 
-PAIRS = [n for n in K.__all__ if n != "warmup"]
+PAIRS = [n for n in K.__all__ if n not in ("warmup", "gemm_packed", "pack_weights")]
 U8, S8 = np.uint8, np.int8
 
 
@@ -70,6 +71,29 @@ def test_gemm_extremes(name):
     # pair saturation: 255*127*2 = 64770 -> 32767 per pair
     assert K.gemm_pairs16(a, w).tolist() == [[65534, -32768 + 510]] * 2
     assert K.gemm(a, w).tolist() == [[129540, -64770]] * 2
+
+
+@pytest.mark.parametrize("use_vnni", [False, True], ids=["plain loop", "VNNI micro-kernel"])
+@pytest.mark.parametrize("m,k,n", GEMM_SHAPES + [(8, 4, 32), (16, 8, 64), (25, 130, 97)])
+@pytest.mark.parametrize("adt", [U8, S8])
+def test_gemm_both_paths_and_packed(rng, monkeypatch, use_vnni, m, k, n, adt):
+    if use_vnni and not vnni_available():
+        pytest.skip("no AVX-512 VNNI on this CPU (or JIT off)")
+    monkeypatch.setattr(kgemm, "USE_VNNI", use_vnni)
+    a, w = ints(rng, (m, k), adt), ints(rng, (n, k), S8)
+    expected = R.gemm(a, w)
+    assert_same(K.gemm(a, w), expected)
+    assert_same(K.gemm_packed(a, K.pack_weights(w)), expected)
+    ext = np.full((m, k), np.iinfo(adt).min, adt), np.full((n, k), -128, S8)  # extremes
+    assert_same(K.gemm(*ext), R.gemm(*ext))
+
+
+def test_gemm_packed_checks(rng):
+    packed = K.pack_weights(ints(rng, (4, 6), S8))
+    with pytest.raises(ValueError, match="packed weights have K=6"):
+        K.gemm_packed(ints(rng, (2, 5), U8), packed)
+    with pytest.raises(TypeError, match="must come from pack_weights"):
+        K.gemm_packed(ints(rng, (2, 6), U8), ints(rng, (4, 6), S8))
 
 
 def test_gemm_non_contiguous(rng):

@@ -6,7 +6,14 @@ Set ``NUMBA_DISABLE_JIT=1`` to run them as plain Python.
 """
 
 from qkit.kernels.convolution import conv2d
-from qkit.kernels.gemms import gemm, gemm_codebook, gemm_int4, gemm_pairs16
+from qkit.kernels.gemms import (
+    gemm,
+    gemm_codebook,
+    gemm_int4,
+    gemm_packed,
+    gemm_pairs16,
+    pack_weights,
+)
 from qkit.kernels.int4 import pack_int4, unpack_int4
 from qkit.kernels.quantization import dequantize, fake_quantize, quantize
 from qkit.kernels.requantization import requantize_fixed, requantize_float
@@ -15,6 +22,8 @@ __all__ = [
     "conv2d", "dequantize", "fake_quantize", "gemm", "gemm_codebook", "gemm_int4",
     "gemm_pairs16", "pack_int4", "quantize", "requantize_fixed", "requantize_float",
     "unpack_int4", "warmup",
+    # layout helpers without a reference twin: gemm_packed(a, pack_weights(w)) == gemm(a, w)
+    "gemm_packed", "pack_weights",
 ]
 
 
@@ -29,6 +38,7 @@ def warmup() -> None:
         a = rng.integers(0, 100, (3, 5)).astype(dt)
         w = rng.integers(-100, 100, (4, 5)).astype(np.int8)
         gemm(a, w)
+        gemm_packed(a, pack_weights(w))
         gemm_pairs16(a, w)
         gemm_int4(a, pack_int4(rng.integers(-8, 8, (4, 5)).astype(np.int8)))
         gemm_codebook(a, rng.integers(0, 4, (4, 5)).astype(np.uint8), np.arange(4, dtype=np.int8))
@@ -46,3 +56,6 @@ def warmup() -> None:
         requantize_fixed(acc, [1 << 30], [-3], 0, lo, hi)
         requantize_float(acc, [0.01], 0, lo, hi)
     unpack_int4(pack_int4(np.zeros((2, 3), np.uint8)), 3, signed=False)
+    from qkit.kernels.gemms import _gemm_plain
+
+    _gemm_plain(np.zeros((2, 4), np.uint8), np.zeros((3, 4), np.int8))  # the portable loop too

@@ -11,7 +11,18 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from qkit._checks import check_codebook_gemm, check_gemm, check_int4_gemm
+from qkit._checks import (
+    INTEGER_OPERANDS,
+    check_accumulation,
+    check_codebook_gemm,
+    check_gemm,
+    check_int4_gemm,
+    check_int_array,
+    max_abs,
+)
+from qkit.kernels.vnni import PackedWeights, gemm_vnni, vnni_available
+
+USE_VNNI = vnni_available()  # the micro-kernel where the CPU has it; the plain loops otherwise
 
 TILE_M, TILE_N = 8, 64
 
@@ -126,12 +137,40 @@ def _out(a, n):
 
 
 def gemm(a, w) -> np.ndarray:
-    """``acc[m, n] = sum_k a[m, k] * w[n, k]``: (M,K) u8/s8 x (N,K) s8 -> (M,N) s32."""
+    """``acc[m, n] = sum_k a[m, k] * w[n, k]``: (M,K) u8/s8 x (N,K) s8 -> (M,N) s32.
+
+    Packs ``w`` on every call; a layer that runs many times packs once with
+    `pack_weights` and calls `gemm_packed`.
+    """
     a, w = check_gemm(a, w)
-    a, w = np.ascontiguousarray(a), np.ascontiguousarray(w)
+    if USE_VNNI:
+        return gemm_vnni(np.ascontiguousarray(a), PackedWeights(w))
+    return _gemm_plain(np.ascontiguousarray(a), np.ascontiguousarray(w))
+
+
+def _gemm_plain(a, w):
     out = _out(a, w.shape[0])
     _gemm_parallel(a, w, out)
     return out
+
+
+def pack_weights(w) -> PackedWeights:
+    """Pack int8 weights (N,K) once for `gemm_packed` (as fbgemm prepacks a Linear's weights)."""
+    w = check_int_array(w, "w", (np.int8,), ndim=2)
+    return PackedWeights(w)
+
+
+def gemm_packed(a, packed: PackedWeights) -> np.ndarray:
+    """`gemm` with weights packed by `pack_weights`: the same integers, without repacking."""
+    if not isinstance(packed, PackedWeights):
+        raise TypeError(f"packed must come from pack_weights(w), got {type(packed).__name__}")
+    a = check_int_array(a, "a", INTEGER_OPERANDS, ndim=2)
+    if a.shape[1] != packed.k:
+        raise ValueError(f"a is (M,K)={a.shape} but the packed weights have K={packed.k}")
+    check_accumulation(packed.k, max_abs(a), packed.max_abs)
+    if USE_VNNI:
+        return gemm_vnni(np.ascontiguousarray(a), packed)
+    return _gemm_plain(np.ascontiguousarray(a), packed.w)
 
 
 def gemm_pairs16(a, w) -> np.ndarray:
