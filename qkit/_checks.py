@@ -156,6 +156,36 @@ def check_requantize(acc, zero_point, qmin, qmax, bias, n_params):
     return acc, qmin, qmax
 
 
+def check_qlinear(x, w_n_k, w_max_abs, x_zero_point, multiplier, out_zero_point, qmin, qmax,
+                  bias):
+    """Operands of a quantized linear layer; returns per-column float32 multiplier and bias."""
+    x = check_int_array(x, "x_q", INTEGER_OPERANDS, ndim=2)
+    n, k = w_n_k
+    if x.shape[1] != k:
+        raise ValueError(f"x_q is (M,K)={x.shape} but the weights are (N,K)=({n}, {k})")
+    info = np.iinfo(x.dtype)
+    if int(x_zero_point) != x_zero_point or not info.min <= x_zero_point <= info.max:
+        raise ValueError(f"x_zero_point must be an integer in the range of {x.dtype}, "
+                         f"got {x_zero_point}")
+    centred = max(abs(int(x.max()) - int(x_zero_point)), abs(int(x.min()) - int(x_zero_point)))
+    check_accumulation(k, centred, w_max_abs, "(x - x_zero_point) @ w")
+    qmin, qmax = check_qrange(qmin, qmax)
+    if storage_dtype(qmin, qmax).itemsize != 1:
+        raise ValueError(f"qlinear outputs 8-bit integers: [qmin, qmax] = [{qmin}, {qmax}] does "
+                         "not fit int8 or uint8")
+    if not qmin <= int(out_zero_point) <= qmax:
+        raise ValueError(f"out_zero_point {out_zero_point} outside [qmin, qmax] = [{qmin}, {qmax}]")
+    mult = np.broadcast_to(np.asarray(multiplier, np.float32).reshape(-1), (n,))
+    if not (np.isfinite(mult).all() and (mult > 0).all()):
+        raise ValueError(f"multiplier must be finite and > 0, got {multiplier}")
+    if bias is None:
+        bias = np.zeros(n, np.float32)
+    bias = np.asarray(bias, np.float32).reshape(-1)
+    if bias.size != n or not np.isfinite(bias).all():
+        raise ValueError(f"bias must hold N={n} finite values")
+    return x, qmin, qmax, np.ascontiguousarray(mult), bias
+
+
 def check_conv2d(x, w, stride, padding, dilation, groups, pad_value):
     """``x`` (N,H,W,C) u8/s8, ``w`` (O,KH,KW,C/groups) s8 (NHWC / OHWI layouts)."""
     x = check_int_array(x, "x", INTEGER_OPERANDS, ndim=4)

@@ -26,6 +26,13 @@ from qkit.kernels.peak import int8_peak_gops
 
 SHAPES = [(1024, 1024, 1024), (128, 384, 1536), (1, 4096, 4096)]
 QUICK_SHAPES = [(64, 128, 96), (1, 256, 512)]
+# conv layers as (name, batch, H, W, C_in, C_out, kernel, stride, groups): a small MNIST CNN at
+# batch 256 (NHWC) and a MobileNetV2-style depthwise layer
+CONV_LAYERS = [("cnn conv1 1->16", 256, 28, 28, 1, 16, 3, 1, 1),
+               ("cnn conv2 16->32", 256, 28, 28, 16, 32, 3, 1, 1),
+               ("cnn conv3 32->64", 256, 14, 14, 32, 64, 3, 1, 1),
+               ("mbv2 dw 3x3 96", 16, 56, 56, 96, 96, 3, 1, 96)]
+QUICK_CONV_LAYERS = [("tiny conv 4->8", 4, 8, 8, 4, 8, 3, 1, 1)]
 
 
 @dataclass
@@ -38,10 +45,11 @@ class Result:
     ratio_numpy: float = float("nan")  # GOP/s relative to NumPy fp32 (same shape, threads)
     peak_gops: float = float("nan")  # measured int8 peak of one core, times threads
 
+    ops: float = 0.0  # multiply-adds x 2 per call
+
     @property
     def gops(self) -> float:
-        m, k, n = self.shape
-        return 2.0 * m * k * n / self.seconds / 1e9
+        return self.ops / self.seconds / 1e9
 
     def as_dict(self) -> dict:
         return {"op": self.op, "shape": list(self.shape), "impl": self.impl,
@@ -104,6 +112,14 @@ def _check(name: str, out, exact: np.ndarray) -> None:
         raise AssertionError(f"{name} gives wrong results; refusing to time it")
 
 
+def _has_torch() -> bool:
+    try:
+        import torch.ao.nn.quantized  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _torch_impls(a_f, w_f, exact) -> dict:
     try:
         import torch
@@ -155,11 +171,72 @@ def run(shapes=None, threads=(1, 2), rounds: int = 7, progress=None,
             med = measure(impls, rounds)
             base = med.get("numpy fp32")
             for name, sec in med.items():
-                r = Result("gemm", shape, name, t, sec, peak_gops=peak * t)
+                r = Result("gemm", shape, name, t, sec, peak_gops=peak * t,
+                           ops=2.0 * shape[0] * shape[1] * shape[2])
                 r.ratio_numpy = base / sec if base else float("nan")
                 results.append(r)
             if progress:
                 progress(shape, t)
+    return results
+
+
+def conv_impls(layer, seed: int = 0) -> tuple[dict, float]:
+    """qkit's fused int8 conv running PyTorch's quantized layer, against PyTorch; and the op count.
+
+    Where fbgemm sums in exact int32 (VNNI) qkit's output must agree with PyTorch's: the
+    random layers of tests/test_torch_parity.py agree exactly, but on these large layers
+    fbgemm differs by 1 in rare outputs that sit within ~1e-6 of a rounding tie (measured:
+    19 of 6.4 million for conv2, a few per 600,000 for depthwise; cause not yet found). So
+    here at most 1 output in 10^4 may differ, and by at most 1.
+    """
+    import torch
+    import torch.ao.nn.quantized as nnq
+
+    from qkit.fbgemm import default_accumulation, from_torch
+
+    warnings.filterwarnings("ignore", message=".*quantized tensor creation.*")
+    _, n, h, w, c, o, k, s, g = layer
+    rng = np.random.default_rng(seed)
+    x = torch.from_numpy(rng.uniform(0, 4, (n, c, h, w)).astype(np.float32))
+    x = x.contiguous(memory_format=torch.channels_last)
+    conv_f = torch.nn.Conv2d(c, o, k, s, k // 2, groups=g).eval()
+    q = nnq.Conv2d(c, o, k, s, k // 2, groups=g)
+    wq = torch.quantize_per_channel(conv_f.weight.detach(), conv_f.weight.detach().abs()
+                                    .amax(dim=(1, 2, 3)).double() / 127 + 1e-8,
+                                    torch.zeros(o, dtype=torch.long), 0, torch.qint8)
+    q.set_weight_bias(wq, conv_f.bias.detach())
+    q.scale, q.zero_point = 0.05, 64
+    xq = torch.quantize_per_tensor(x, 4 / 255, 0, torch.quint8)
+    layer_q = from_torch(q)
+    x_nhwc = np.ascontiguousarray(xq.int_repr().permute(0, 2, 3, 1).numpy())
+    y_torch = q(xq).int_repr().permute(0, 2, 3, 1).numpy()
+    if default_accumulation() == "exact":
+        diff = np.abs(layer_q(x_nhwc, 4 / 255, 0).astype(int) - y_torch)
+        if diff.max() > 1 or (diff > 0).mean() > 1e-4:
+            raise AssertionError("qkit's conv differs from PyTorch's; refusing to time it")
+    impls = {"qkit int8 (fused)": lambda: layer_q(x_nhwc, 4 / 255, 0),
+             "torch int8 fbgemm": lambda: q(xq),
+             "torch fp32": lambda: conv_f(x)}
+    oh = (h + 2 * (k // 2) - k) // s + 1
+    ops = 2.0 * n * oh * oh * o * k * k * (c // g)
+    return impls, ops
+
+
+def run_conv(layers, threads, rounds, peak) -> list[Result]:
+    import torch
+
+    results = []
+    with torch.no_grad():
+        for layer in layers:
+            impls, ops = conv_impls(layer)
+            for t in threads:
+                set_threads(t)
+                med = measure(impls, rounds)
+                base = med["torch int8 fbgemm"]
+                for name, sec in med.items():
+                    r = Result("conv2d", (layer[0],), name, t, sec, peak_gops=peak * t, ops=ops)
+                    r.ratio_numpy = base / sec  # here: relative to torch's int8 conv
+                    results.append(r)
     return results
 
 
@@ -181,9 +258,10 @@ def compile_times() -> dict[str, float]:
     return times
 
 
-def format_table(results: list[Result]) -> str:
-    head = (f"{'shape (M,K,N)':<18}{'impl':<20}{'threads':>7}{'ms':>10}{'GOP/s':>9}"
-            f"{'vs numpy':>10}{'% peak':>8}")
+def format_table(results: list[Result], shape_title="shape (M,K,N)", ratio_title="vs numpy"
+                 ) -> str:
+    head = (f"{shape_title:<18}{'impl':<20}{'threads':>7}{'ms':>10}{'GOP/s':>9}"
+            f"{ratio_title:>10}{'% peak':>8}")
     lines = [head, "-" * len(head)]
     for r in results:
         shape = "x".join(map(str, r.shape))
@@ -207,9 +285,11 @@ def main(argv=None) -> int:
     shapes = QUICK_SHAPES if args.quick else SHAPES
     rounds = 3 if args.quick else args.rounds
     results = run(shapes, tuple(args.threads), rounds, peak=peak)
+    conv_results = run_conv(QUICK_CONV_LAYERS if args.quick else CONV_LAYERS,
+                            tuple(args.threads), rounds, peak) if _has_torch() else []
     compile_info = {} if args.quick else compile_times()
     if args.json:
-        for r in results:
+        for r in results + conv_results:
             print(json.dumps(r.as_dict()))
         print(json.dumps({"op": "peak", "shape": [], "impl": path, "threads": 1,
                           "gops": round(peak, 1)}))
@@ -218,6 +298,8 @@ def main(argv=None) -> int:
                               "threads": 0, "gops": None, **compile_info}))
     else:
         print(format_table(results))
+        if conv_results:
+            print("\n" + format_table(conv_results, "conv layer", "vs torch8"))
         print(f"\nint8 peak of one core, measured: {peak:.1f} GOP/s ({path}); "
               "% peak = GOP/s / (peak x threads)")
         if compile_info:

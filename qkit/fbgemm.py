@@ -102,6 +102,7 @@ class FbgemmLayer:
     bias: np.ndarray | None = None  # float32 (N,)
     relu: bool = False
     conv: dict = field(default_factory=dict)  # stride, padding, dilation, groups (Conv2d only)
+    _packed: object = field(default=None, init=False, repr=False)  # Linear weights, packed once
 
     @property
     def per_channel(self) -> bool:
@@ -130,12 +131,8 @@ class FbgemmLayer:
         raw = raw.astype(np.int32)
         return raw if out_shape is None else raw.reshape(out_shape)
 
-    def __call__(self, x_q, x_scale: float, x_zero_point: int, accumulation: str = "auto"):
-        """uint8 outputs for uint8 inputs ``x_q`` ((M,K), or (N,H,W,C) for Conv2d)."""
-        x_q = check_int_array(x_q, "x_q", (np.uint8,), ndim=4 if self.conv else 2)
-        if accumulation == "auto":
-            accumulation = default_accumulation()
-        raw = self.accumulate(x_q, accumulation, int(x_zero_point))
+    def requant_params(self, x_scale: float):
+        """fbgemm's float32 multiplier and bias per output channel (see the module docstring)."""
         atws = (np.float32(x_scale) * self.w_scale).astype(np.float32)
         mult = (atws / np.float32(self.out_scale)).astype(np.float32)
         bias_q = None
@@ -145,7 +142,30 @@ class FbgemmLayer:
             else:
                 inv = np.float32(1.0 / np.float64(atws[0]))
                 bias_q = (self.bias * inv).astype(np.float32)
+        return mult, bias_q
+
+    def __call__(self, x_q, x_scale: float, x_zero_point: int, accumulation: str = "auto"):
+        """uint8 outputs for uint8 inputs ``x_q`` ((M,K), or (N,H,W,C) for Conv2d).
+
+        With exact accumulation and symmetric weights this is one fused kernel
+        (`qkit.kernels.qlinear` / `qconv2d`); otherwise the steps run one by one.
+        """
+        x_q = check_int_array(x_q, "x_q", (np.uint8,), ndim=4 if self.conv else 2)
+        if accumulation == "auto":
+            accumulation = default_accumulation()
+        mult, bias_q = self.requant_params(x_scale)
         lo = self.out_zero_point if self.relu else 0
+        if accumulation == "exact" and not self.w_zero_point.any():
+            if not self.conv:
+                if self._packed is None:
+                    self._packed = kernels.pack_weights(self.w)
+                return kernels.qlinear(x_q, self._packed, int(x_zero_point), mult,
+                                       self.out_zero_point, lo, 255, bias=bias_q)
+            c = self.conv
+            return kernels.qconv2d(x_q, self.w, int(x_zero_point), mult, self.out_zero_point, lo,
+                                   255, bias_q, c["stride"], c["padding"], c["dilation"],
+                                   c["groups"])
+        raw = self.accumulate(x_q, accumulation, int(x_zero_point))
         flat = raw.reshape(-1, raw.shape[-1])
         y = kernels.requantize_float(flat, mult, self.out_zero_point, lo, 255, bias=bias_q)
         return y.reshape(raw.shape)

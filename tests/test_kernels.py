@@ -74,7 +74,8 @@ def test_gemm_extremes(name):
 
 
 @pytest.mark.parametrize("use_vnni", [False, True], ids=["plain loop", "VNNI micro-kernel"])
-@pytest.mark.parametrize("m,k,n", GEMM_SHAPES + [(8, 4, 32), (16, 8, 64), (25, 130, 97)])
+@pytest.mark.parametrize("m,k,n", GEMM_SHAPES + [(8, 4, 32), (16, 8, 64), (25, 130, 97),
+                                   (9, 12, 48), (1, 3, 16)])
 @pytest.mark.parametrize("adt", [U8, S8])
 def test_gemm_both_paths_and_packed(rng, monkeypatch, use_vnni, m, k, n, adt):
     if use_vnni and not vnni_available():
@@ -160,12 +161,19 @@ CONV_CASES = [
     ((2, 9, 11, 6), (9, 3, 2), (2, 1), (1, 0), (1, 2), 3),  # grouped, asymmetric
     ((1, 5, 5, 4), (2, 5, 5), 1, 2, 1, 1),
     ((3, 6, 7, 2), (5, 1, 1), 1, 0, 1, 1),  # pointwise
+    ((2, 6, 7, 5), (48, 3, 3), 1, 1, 1, 1),  # 48 = 32 + 16 outputs: half a panel, in place
+    ((1, 9, 9, 6), (32, 3, 3), 2, 1, 1, 2),  # grouped, 16 outputs per group
 ]
 
 
+@pytest.mark.parametrize("use_vnni", [False, True], ids=["plain loop", "VNNI"])
 @pytest.mark.parametrize("xshape,wshape,stride,padding,dilation,groups", CONV_CASES)
 @pytest.mark.parametrize("adt", [U8, S8])
-def test_conv2d(rng, xshape, wshape, stride, padding, dilation, groups, adt):
+def test_conv2d(rng, monkeypatch, use_vnni, xshape, wshape, stride, padding, dilation, groups,
+                adt):
+    if use_vnni and not vnni_available():
+        pytest.skip("no AVX-512 VNNI on this CPU (or JIT off)")
+    monkeypatch.setattr(kgemm, "USE_VNNI", use_vnni)
     x = ints(rng, xshape, adt)
     w = ints(rng, wshape + (xshape[3] // groups,), S8)
     pad = int(np.iinfo(adt).max)  # zero point at its limit
@@ -177,6 +185,26 @@ def test_conv2d(rng, xshape, wshape, stride, padding, dilation, groups, adt):
     kconv._conv_serial(x, w, serial, (int(st_[0]), int(st_[1])), (int(pd[0]), int(pd[1])),
                        (int(dl[0]), int(dl[1])), groups, pad)
     assert_same(serial, out)
+
+
+@pytest.mark.parametrize("use_vnni", [False, True], ids=["plain loop", "VNNI fused"])
+@pytest.mark.parametrize("xshape,wshape,stride,padding,dilation,groups", CONV_CASES)
+@pytest.mark.parametrize("adt,lo,hi", [(U8, 0, 255), (S8, -128, 127)])
+def test_qconv2d(rng, monkeypatch, use_vnni, xshape, wshape, stride, padding, dilation, groups,
+                 adt, lo, hi):
+    if use_vnni and not vnni_available():
+        pytest.skip("no AVX-512 VNNI on this CPU (or JIT off)")
+    monkeypatch.setattr(kgemm, "USE_VNNI", use_vnni)
+    x = ints(rng, xshape, adt)
+    w = ints(rng, wshape + (xshape[3] // groups,), S8)
+    o = wshape[0]
+    info = np.iinfo(adt)
+    for zx in (int(info.min), int(info.max), int(rng.integers(info.min, info.max + 1))):
+        mult = rng.uniform(1e-4, 2e-2, o).astype(np.float32)
+        bias = (rng.standard_normal(o) * 300).astype(np.float32)
+        args = (zx, mult, int(rng.integers(lo, hi + 1)), lo, hi, bias, stride, padding, dilation,
+                groups)
+        assert_same(K.qconv2d(x, w, *args), R.qconv2d(x, w, *args))
 
 
 def test_conv2d_matches_gemm_for_pointwise(rng):
@@ -286,3 +314,39 @@ def test_fused_activation_clamps(rng, activation):
     y = np.clip(np.rint(acc.astype(np.float32) * mult) + zp, 0, 255)  # no activation
     expected = {None: y, "relu": np.maximum(y, zp), "relu6": np.clip(y, zp, 130)}[activation]
     np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("use_vnni", [False, True], ids=["plain loop", "VNNI fused"])
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (3, 5, 7), (9, 33, 65), (17, 130, 31), (9, 20, 48),
+                                   (3, 64, 16)])
+@pytest.mark.parametrize("adt,lo,hi", [(U8, 0, 255), (S8, -128, 127), (U8, 10, 200)])
+def test_qlinear(rng, monkeypatch, use_vnni, m, k, n, adt, lo, hi):
+    if use_vnni and not vnni_available():
+        pytest.skip("no AVX-512 VNNI on this CPU (or JIT off)")
+    monkeypatch.setattr(kgemm, "USE_VNNI", use_vnni)
+    a, w = ints(rng, (m, k), adt), ints(rng, (n, k), S8)
+    info = np.iinfo(adt)
+    for zx in (int(info.min), int(info.max), int(rng.integers(info.min, info.max + 1))):
+        mult = rng.uniform(1e-4, 2e-2, n).astype(np.float32)
+        bias = (rng.standard_normal(n) * 300).astype(np.float32)
+        zy = int(rng.integers(lo, hi + 1))
+        expected = R.qlinear(a, w, zx, mult, zy, lo, hi, bias=bias)
+        assert_same(K.qlinear(a, w, zx, mult, zy, lo, hi, bias=bias), expected)
+        assert_same(K.qlinear(a, K.pack_weights(w), zx, mult, zy, lo, hi, bias=bias), expected)
+        per_tensor = R.qlinear(a, w, zx, mult[0], zy, lo, hi)
+        assert_same(K.qlinear(a, w, zx, mult[0], zy, lo, hi), per_tensor)
+    if m * n > 8:
+        assert np.unique(expected).size > 1
+
+
+def test_qlinear_checks(rng):
+    a, w = ints(rng, (2, 4), U8), ints(rng, (3, 4), S8)
+    for impl in (R, K):
+        with pytest.raises(ValueError, match="8-bit integers"):
+            impl.qlinear(a, w, 0, 0.1, 0, -1000, 1000)
+        with pytest.raises(ValueError, match="x_zero_point must be an integer"):
+            impl.qlinear(a, w, 300, 0.1, 0, 0, 255)
+        with pytest.raises(ValueError, match="bias must hold N=3"):
+            impl.qlinear(a, w, 0, 0.1, 0, 0, 255, bias=np.zeros(2))
+        with pytest.raises(ValueError, match="weights are"):
+            impl.qlinear(ints(rng, (2, 5), U8), w, 0, 0.1, 0, 0, 255)

@@ -5,7 +5,7 @@ cache works), never ``fastmath`` (it would break bit-exact requantization).
 Set ``NUMBA_DISABLE_JIT=1`` to run them as plain Python.
 """
 
-from qkit.kernels.convolution import conv2d
+from qkit.kernels.convolution import conv2d, qconv2d
 from qkit.kernels.gemms import (
     gemm,
     gemm_codebook,
@@ -13,6 +13,7 @@ from qkit.kernels.gemms import (
     gemm_packed,
     gemm_pairs16,
     pack_weights,
+    qlinear,
 )
 from qkit.kernels.int4 import pack_int4, unpack_int4
 from qkit.kernels.quantization import dequantize, fake_quantize, quantize
@@ -20,8 +21,8 @@ from qkit.kernels.requantization import requantize_fixed, requantize_float
 
 __all__ = [
     "conv2d", "dequantize", "fake_quantize", "gemm", "gemm_codebook", "gemm_int4",
-    "gemm_pairs16", "pack_int4", "quantize", "requantize_fixed", "requantize_float",
-    "unpack_int4", "warmup",
+    "gemm_pairs16", "pack_int4", "qconv2d", "qlinear", "quantize", "requantize_fixed",
+    "requantize_float", "unpack_int4", "warmup",
     # layout helpers without a reference twin: gemm_packed(a, pack_weights(w)) == gemm(a, w)
     "gemm_packed", "pack_weights",
 ]
@@ -39,10 +40,20 @@ def warmup() -> None:
         w = rng.integers(-100, 100, (4, 5)).astype(np.int8)
         gemm(a, w)
         gemm_packed(a, pack_weights(w))
+        for lo, hi in ((0, 255), (-128, 127)):
+            qlinear(a, w, 1, np.full(4, 0.01, np.float32), 3, lo, hi, bias=np.ones(4, np.float32))
         gemm_pairs16(a, w)
         gemm_int4(a, pack_int4(rng.integers(-8, 8, (4, 5)).astype(np.int8)))
         gemm_codebook(a, rng.integers(0, 4, (4, 5)).astype(np.uint8), np.arange(4, dtype=np.int8))
         conv2d(a.reshape(1, 3, 5, 1), w[:2, :4].reshape(2, 2, 2, 1), padding=1, pad_value=1)
+        x4 = a[:, :4].reshape(1, 3, 4, 1)
+        for wc, g in ((w[:2, :4].reshape(2, 2, 2, 1), 1), (np.ones((1, 3, 3, 1), np.int8), 1)):
+            for lo, hi in ((0, 255), (-128, 127)):
+                qconv2d(x4, wc, 1, np.full(wc.shape[0], 0.01, np.float32), 3, lo, hi, None, 1, 1,
+                        1, g)
+        xd = np.repeat(x4, 2, axis=3)
+        conv2d(xd, np.ones((2, 3, 3, 1), np.int8), 1, 1, 1, 2, 0)  # depthwise
+        qconv2d(xd, np.ones((2, 3, 3, 1), np.int8), 1, 0.01, 3, 0, 255, None, 1, 1, 1, 2)
     x = rng.normal(size=(4, 6)).astype(np.float32)
     for signed in (True, False):
         qp = QParams(np.float32(0.05), 0 if signed else 128, 8, signed)

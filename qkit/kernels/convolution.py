@@ -1,8 +1,14 @@
-"""Integer 2-D convolution in numba with implicit im2col (twin of `qkit.reference.convolution`).
+"""Integer 2-D convolution in numba (twin of `qkit.reference.convolution`).
 
-No patch matrix is built: each output reads its receptive field straight from
-the input, substituting ``pad_value`` outside it, in the (kh, kw, c) order
-of the reference's im2col.
+Three loops, chosen by shape and CPU:
+
+* the VNNI micro-kernel (`qkit.kernels.vnni`) with implicit im2col: blocks
+  of 64 output pixels have their patches packed into a small buffer, then
+  multiplied by the prepacked weight panels (one group at a time);
+* a depthwise loop that runs along channels (contiguous in NHWC);
+* the plain loop below, readable: each output reads its receptive field
+  straight from the input, substituting ``pad_value`` outside it, in the
+  (kh, kw, c) order of the reference's im2col.
 """
 
 from __future__ import annotations
@@ -10,7 +16,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from qkit._checks import check_conv2d
+from qkit._checks import check_conv2d, check_int_array, check_qlinear, max_abs, storage_dtype
+from qkit.kernels import gemms
+from qkit.kernels.requantization import requantize_float
+from qkit.kernels.vnni import conv_vnni, qconv_vnni
 
 
 @njit(cache=True)
@@ -52,7 +61,108 @@ def conv2d(x, w, stride=1, padding=0, dilation=1, groups: int = 1, pad_value: in
     """(N,H,W,C) u8/s8 conv (O,KH,KW,C/groups) s8 -> (N,OH,OW,O) s32 (see the reference)."""
     x, w, stride, padding, dilation, groups, (oh, ow) = check_conv2d(
         x, w, stride, padding, dilation, groups, pad_value)
+    x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
+    geometry = (w.shape[1], w.shape[2]) + stride + padding + dilation
+    if groups == x.shape[3] == w.shape[0] and groups > 1:  # depthwise
+        out = np.empty((x.shape[0], oh, ow, w.shape[0]), np.int32)
+        _depthwise_parallel(x, np.ascontiguousarray(w[..., 0].transpose(1, 2, 0)), out,
+                            np.asarray(geometry, np.int64), int(pad_value))
+        return out
+    if gemms.USE_VNNI:
+        return _per_group(x, w, groups, lambda xg, wg: conv_vnni(
+            xg, wg, stride, padding, dilation, pad_value), (x.shape[0], oh, ow))
     out = np.empty((x.shape[0], oh, ow, w.shape[0]), np.int32)
-    _conv_parallel(np.ascontiguousarray(x), np.ascontiguousarray(w), out, stride, padding,
-                   dilation, groups, int(pad_value))
+    _conv_parallel(x, w, out, stride, padding, dilation, groups, int(pad_value))
     return out
+
+
+def _per_group(x, w, groups, run, nhw):
+    """Run an ungrouped conv per group and put the output channels side by side."""
+    if groups == 1:
+        return run(x, w).reshape(nhw + (w.shape[0],))
+    cg, og = x.shape[3] // groups, w.shape[0] // groups
+    parts = [run(np.ascontiguousarray(x[..., g * cg:(g + 1) * cg]), w[g * og:(g + 1) * og])
+             for g in range(groups)]
+    return np.concatenate(parts, axis=1).reshape(nhw + (w.shape[0],))
+
+
+@njit(cache=True, parallel=True)
+def _depthwise_parallel(x, wt, out, geometry, pad_value):
+    # x (N,H,W,C), wt (KH,KW,C) -> out (N,OH,OW,C); the inner loop runs along channels
+    n_len, oh, ow = out.shape[0], out.shape[1], out.shape[2]
+    for t in prange(n_len * oh):
+        b, oy = t // oh, t % oh
+        for ox in range(ow):
+            _depthwise_row(x, wt, out[b, oy, ox], b, oy, ox, geometry, pad_value)
+
+
+@njit(cache=True)
+def _depthwise_row(x, wt, acc, b, oy, ox, geometry, pad_value):
+    # acc[c] = sum over the window of x[b, iy, ix, c] * wt[i, j, c] (pad_value outside)
+    kh, kw, sh, sw, ph, pw, dh, dw = geometry
+    h, w, c_len = x.shape[1], x.shape[2], acc.shape[0]
+    acc[:] = 0
+    for i in range(kh):
+        iy = oy * sh - ph + i * dh
+        for j in range(kw):
+            ix = ox * sw - pw + j * dw
+            wij = wt[i, j]
+            if 0 <= iy < h and 0 <= ix < w:
+                src = x[b, iy, ix]
+                for c in range(c_len):
+                    acc[c] += np.int32(src[c]) * np.int32(wij[c])
+            else:
+                for c in range(c_len):
+                    acc[c] += np.int32(pad_value) * np.int32(wij[c])
+
+
+@njit(cache=True, parallel=True)
+def _depthwise_requant(x, wt, out, geometry, pad_value, col_off, bias, mult, zp, lo, hi):
+    # fused depthwise conv + float32 requantization (the formula of requantize_float)
+    n_len, oh, ow, c_len = out.shape
+    for t in prange(n_len * oh):
+        b, oy = t // oh, t % oh
+        acc = np.empty(c_len, np.int32)
+        for ox in range(ow):
+            _depthwise_row(x, wt, acc, b, oy, ox, geometry, pad_value)
+            dst = out[b, oy, ox]
+            for c in range(c_len):
+                v = np.float32(np.float32(acc[c] + col_off[c]) + bias[c])
+                y = np.rint(np.float32(v * mult[c])) + zp
+                dst[c] = min(max(y, lo), hi)
+
+
+def qconv2d(x, w, x_zero_point: int, multiplier, out_zero_point: int, qmin: int, qmax: int,
+            bias=None, stride=1, padding=0, dilation=1, groups: int = 1):
+    """A quantized conv2d layer, 8-bit in and out (see the reference for the formula)."""
+    w = check_int_array(w, "w", (np.int8,), ndim=4)
+    x, w, stride, padding, dilation, groups, (oh, ow) = check_conv2d(
+        x, w, stride, padding, dilation, groups, x_zero_point)
+    flat_x = x.reshape(-1, x.shape[3])[:, :1]  # only for the checks' dtype and zero point
+    _, qmin, qmax, mult, bias = check_qlinear(flat_x, (w.shape[0], 1), max_abs(w), x_zero_point,
+                                              multiplier, out_zero_point, qmin, qmax, bias)
+    depthwise = groups == x.shape[3] == w.shape[0] and groups > 1
+    if depthwise:
+        geometry = np.asarray((w.shape[1], w.shape[2]) + stride + padding + dilation, np.int64)
+        wt = np.ascontiguousarray(w[..., 0].transpose(1, 2, 0))  # (KH, KW, C)
+        col_off = (-int(x_zero_point) * wt.astype(np.int64).sum(axis=(0, 1))).astype(np.int32)
+        out = np.empty((x.shape[0], oh, ow, w.shape[0]), storage_dtype(qmin, qmax))
+        _depthwise_requant(np.ascontiguousarray(x), wt, out, geometry, int(x_zero_point), col_off,
+                           bias, mult, float(out_zero_point), float(qmin), float(qmax))
+        return out
+    if gemms.USE_VNNI:
+        cg, og = x.shape[3] // groups, w.shape[0] // groups
+        parts = []
+        for g in range(groups):
+            chans = slice(g * og, (g + 1) * og)
+            xg = np.ascontiguousarray(x[..., g * cg:(g + 1) * cg])
+            parts.append(qconv_vnni(xg, w[chans], stride, padding, dilation, x_zero_point,
+                                    mult[chans], bias[chans], int(out_zero_point), qmin, qmax,
+                                    storage_dtype(qmin, qmax)))
+        y = parts[0] if groups == 1 else np.concatenate(parts, axis=1)
+        return y.reshape(x.shape[0], oh, ow, w.shape[0])
+    acc = conv2d(x, w, stride, padding, dilation, groups, x_zero_point)
+    raw = acc.reshape(-1, w.shape[0]).astype(np.int64)
+    raw -= int(x_zero_point) * w.reshape(w.shape[0], -1).astype(np.int64).sum(axis=1)
+    y = requantize_float(raw.astype(np.int32), mult, out_zero_point, qmin, qmax, bias)
+    return y.reshape(acc.shape)

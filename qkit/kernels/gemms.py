@@ -18,9 +18,12 @@ from qkit._checks import (
     check_gemm,
     check_int4_gemm,
     check_int_array,
+    check_qlinear,
     max_abs,
+    storage_dtype,
 )
-from qkit.kernels.vnni import PackedWeights, gemm_vnni, vnni_available
+from qkit.kernels.requantization import requantize_float
+from qkit.kernels.vnni import PackedWeights, gemm_vnni, qgemm_vnni, vnni_available
 
 USE_VNNI = vnni_available()  # the micro-kernel where the CPU has it; the plain loops otherwise
 
@@ -198,3 +201,23 @@ def gemm_codebook(a, idx, codebook) -> np.ndarray:
     out = _out(a, idx.shape[0])
     _codebook_parallel(a, idx, codebook, out)
     return out
+
+
+def qlinear(x_q, w, x_zero_point: int, multiplier, out_zero_point: int, qmin: int, qmax: int,
+            bias=None) -> np.ndarray:
+    """A quantized linear layer, 8-bit in and out (see the reference for the formula).
+
+    ``w`` is int8 (N,K) or, for a layer that runs many times, `pack_weights(w)`.
+    With VNNI the requantization happens in registers as each tile finishes.
+    """
+    packed = w if isinstance(w, PackedWeights) else pack_weights(w)
+    x_q, qmin, qmax, mult, bias = check_qlinear(x_q, (packed.n, packed.k), packed.max_abs,
+                                                x_zero_point, multiplier, out_zero_point, qmin,
+                                                qmax, bias)
+    x_q = np.ascontiguousarray(x_q)
+    if USE_VNNI:
+        return qgemm_vnni(x_q, packed, x_zero_point, mult, bias, int(out_zero_point), qmin, qmax,
+                          storage_dtype(qmin, qmax))
+    raw = _gemm_plain(x_q, packed.w).astype(np.int64)
+    raw -= int(x_zero_point) * packed.col_sums.astype(np.int64)
+    return requantize_float(raw.astype(np.int32), mult, out_zero_point, qmin, qmax, bias)

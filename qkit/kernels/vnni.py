@@ -44,84 +44,330 @@ _I32 = ir.IntType(32)
 _V16 = ir.VectorType(_I32, 16)
 
 
-def _microkernel(mr: int):
-    """An intrinsic computing ``out[row:row+mr, 32p:32p+32] = a[row:row+mr] @ panel p``."""
+def _dot_tile(builder, a_data, a_row, b_data, panel, kq, mr):
+    """Emit the K loop for an ``mr x 32`` tile; returns its ``2 * mr`` int32x16 sums."""
+    fn = builder.module.declare_intrinsic(
+        "llvm.x86.avx512.vpdpbusd.512", fnty=ir.FunctionType(_V16, [_V16, _V16, _V16]))
+    a_i32 = builder.bitcast(a_data, _I32.as_pointer())  # 4 bytes of K per i32; 4*kq per row
+    rows = [builder.gep(a_i32, [builder.mul(builder.add(a_row, a_row.type(r)), kq)])
+            for r in range(mr)]
+    b_vec = builder.bitcast(b_data, _V16.as_pointer())
+    b_base = builder.gep(b_vec, [builder.mul(builder.mul(panel, kq), kq.type(2))])
+    entry = builder.block
+    loop = builder.append_basic_block("kloop")
+    done = builder.append_basic_block("kdone")
+    builder.branch(loop)
+    builder.position_at_end(loop)
+    q = builder.phi(kq.type)
+    q.add_incoming(kq.type(0), entry)
+    accs = [builder.phi(_V16) for _ in range(2 * mr)]
+    for acc in accs:
+        acc.add_incoming(ir.Constant(_V16, None), entry)
+    b0 = builder.load(builder.gep(b_base, [builder.mul(q, q.type(2))]), align=1)
+    b1 = builder.load(builder.gep(b_base, [builder.add(builder.mul(q, q.type(2)), q.type(1))]),
+                      align=1)
+    new = []
+    for r in range(mr):
+        quad = builder.load(builder.gep(rows[r], [q]), align=1)  # a[row, 4q:4q+4]
+        splat = builder.shuffle_vector(builder.insert_element(ir.Constant(_V16, None), quad,
+                                                              _I32(0)),
+                                       ir.Constant(_V16, None), ir.Constant(_V16, [0] * 16))
+        new.append(builder.call(fn, [accs[2 * r], splat, b0]))  # columns 0..15
+        new.append(builder.call(fn, [accs[2 * r + 1], splat, b1]))  # columns 16..31
+    q_next = builder.add(q, q.type(1))
+    q.add_incoming(q_next, loop)
+    for acc, value in zip(accs, new, strict=True):
+        acc.add_incoming(value, loop)
+    builder.cbranch(builder.icmp_signed("<", q_next, kq), loop, done)
+    builder.position_at_end(done)
+    return new
 
-    @intrinsic
-    def kernel(typingctx, a, b, out, row, panel, kq, ldc):
-        sig = types.void(a, b, out, row, panel, kq, ldc)
 
-        def codegen(context, builder, signature, args):
-            a_arr = context.make_array(signature.args[0])(context, builder, args[0])
-            b_arr = context.make_array(signature.args[1])(context, builder, args[1])
-            o_arr = context.make_array(signature.args[2])(context, builder, args[2])
-            row_v, panel_v, kq_v, ldc_v = args[3:]
-            fn = builder.module.declare_intrinsic(
-                "llvm.x86.avx512.vpdpbusd.512", fnty=ir.FunctionType(_V16, [_V16, _V16, _V16]))
-            a_i32 = builder.bitcast(a_arr.data, _I32.as_pointer())  # 4 bytes of K per i32
-            rows = [builder.gep(a_i32, [builder.mul(builder.add(row_v, row_v.type(r)), kq_v)])
-                    for r in range(mr)]  # a has 4*kq bytes per row
-            b_vec = builder.bitcast(b_arr.data, _V16.as_pointer())
-            b_base = builder.gep(b_vec, [builder.mul(builder.mul(panel_v, kq_v), kq_v.type(2))])
-            entry = builder.block
-            loop = builder.append_basic_block("kloop")
-            done = builder.append_basic_block("kdone")
-            builder.branch(loop)
-            builder.position_at_end(loop)
-            q = builder.phi(kq_v.type)
-            q.add_incoming(kq_v.type(0), entry)
-            accs = []
-            for _ in range(2 * mr):
-                acc = builder.phi(_V16)
-                acc.add_incoming(ir.Constant(_V16, None), entry)
-                accs.append(acc)
-            b0 = builder.load(builder.gep(b_base, [builder.mul(q, q.type(2))]), align=1)
-            b1 = builder.load(builder.gep(b_base, [builder.add(builder.mul(q, q.type(2)),
-                                                                q.type(1))]), align=1)
-            new = []
-            for r in range(mr):
-                quad = builder.load(builder.gep(rows[r], [q]), align=1)
-                splat = builder.shuffle_vector(
-                    builder.insert_element(ir.Constant(_V16, None), quad, _I32(0)),
-                    ir.Constant(_V16, None), ir.Constant(_V16, [0] * 16))
-                new.append(builder.call(fn, [accs[2 * r], splat, b0]))
-                new.append(builder.call(fn, [accs[2 * r + 1], splat, b1]))
-            q_next = builder.add(q, q.type(1))
-            q.add_incoming(q_next, loop)
-            for acc, value in zip(accs, new, strict=False):
-                acc.add_incoming(value, loop)
-            builder.cbranch(builder.icmp_signed("<", q_next, kq_v), loop, done)
-            builder.position_at_end(done)
-            out_i32 = builder.bitcast(o_arr.data, _I32.as_pointer())
-            col0 = builder.mul(panel_v, panel_v.type(NR))
-            for r in range(mr):
-                base = builder.add(builder.mul(builder.add(row_v, row_v.type(r)), ldc_v), col0)
-                for j in range(2):
-                    ptr = builder.gep(out_i32, [builder.add(base, base.type(16 * j))])
-                    builder.store(new[2 * r + j], builder.bitcast(ptr, _V16.as_pointer()), align=1)
-            return context.get_dummy_value()
+def _vec_at(builder, data, index, vec_type):
+    """Pointer to the vector starting at element ``index`` of an array's data."""
+    ptr = builder.gep(builder.bitcast(data, vec_type.element.as_pointer()), [index])
+    return builder.bitcast(ptr, vec_type.as_pointer())
 
-        return sig, codegen
 
+def _direct_tile(builder, x_data, row_base, row_step, taps_data, n_taps, cq, b_data, panel, mr):
+    """Emit the K loop of a direct convolution for ``mr`` consecutive output pixels.
+
+    Row ``r`` of the tile reads the padded input at ``row_base + r * row_step + taps[t] + 4c``
+    for tap ``t`` and channel quad ``c``: the patch matrix is never built.
+    """
+    fn = builder.module.declare_intrinsic(
+        "llvm.x86.avx512.vpdpbusd.512", fnty=ir.FunctionType(_V16, [_V16, _V16, _V16]))
+    i64 = row_base.type
+    x8 = builder.bitcast(x_data, ir.IntType(8).as_pointer())
+    rows = [builder.gep(x8, [builder.add(row_base, builder.mul(row_step, i64(r)))])
+            for r in range(mr)]
+    taps = builder.bitcast(taps_data, i64.as_pointer())
+    kq = builder.mul(n_taps, cq)
+    b_base = builder.gep(builder.bitcast(b_data, _V16.as_pointer()),
+                         [builder.mul(builder.mul(panel, kq), i64(2))])
+    entry = builder.block
+    t_head = builder.append_basic_block("taps")
+    c_body = builder.append_basic_block("quads")
+    t_latch = builder.append_basic_block("next_tap")
+    done = builder.append_basic_block("done")
+    builder.branch(t_head)
+    builder.position_at_end(t_head)
+    t = builder.phi(i64)
+    acc_t = [builder.phi(_V16) for _ in range(2 * mr)]
+    t_off = builder.load(builder.gep(taps, [t]))
+    builder.branch(c_body)
+    builder.position_at_end(c_body)
+    c = builder.phi(i64)
+    acc_c = [builder.phi(_V16) for _ in range(2 * mr)]
+    k2 = builder.mul(builder.add(builder.mul(t, cq), c), i64(2))
+    b0 = builder.load(builder.gep(b_base, [k2]), align=1)
+    b1 = builder.load(builder.gep(b_base, [builder.add(k2, i64(1))]), align=1)
+    offset = builder.add(t_off, builder.mul(c, i64(4)))
+    new = []
+    for r in range(mr):
+        ptr = builder.bitcast(builder.gep(rows[r], [offset]), _I32.as_pointer())
+        quad = builder.load(ptr, align=1)
+        splat = builder.shuffle_vector(builder.insert_element(ir.Constant(_V16, None), quad,
+                                                              _I32(0)),
+                                       ir.Constant(_V16, None), ir.Constant(_V16, [0] * 16))
+        new.append(builder.call(fn, [acc_c[2 * r], splat, b0]))
+        new.append(builder.call(fn, [acc_c[2 * r + 1], splat, b1]))
+    c_next = builder.add(c, i64(1))
+    builder.cbranch(builder.icmp_signed("<", c_next, cq), c_body, t_latch)
+    builder.position_at_end(t_latch)
+    t_next = builder.add(t, i64(1))
+    builder.cbranch(builder.icmp_signed("<", t_next, n_taps), t_head, done)
+    t.add_incoming(i64(0), entry)
+    t.add_incoming(t_next, t_latch)
+    c.add_incoming(i64(0), t_head)
+    c.add_incoming(c_next, c_body)
+    for a_t, a_c, v in zip(acc_t, acc_c, new, strict=True):
+        a_t.add_incoming(ir.Constant(_V16, None), entry)
+        a_t.add_incoming(v, t_latch)
+        a_c.add_incoming(a_t, t_head)
+        a_c.add_incoming(v, c_body)
+    builder.position_at_end(done)
+    return new
+
+
+def _store_vectors(builder, vectors, out_data, out_row, ldc, panel, mr, vec_type):
+    """Store an ``mr x 32`` tile; the right half only where the row has 32 more columns.
+
+    ``ldc`` is the true row length (a multiple of 16), so no padded copy is needed.
+    """
+    col0 = builder.mul(panel, panel.type(NR))
+    has_hi = builder.icmp_signed("<=", builder.add(col0, col0.type(NR)), ldc)
+    for r in range(mr):
+        base = builder.add(builder.mul(builder.add(out_row, out_row.type(r)), ldc), col0)
+        builder.store(vectors[2 * r], _vec_at(builder, out_data, base, vec_type), align=1)
+    with builder.if_then(has_hi):
+        for r in range(mr):
+            base = builder.add(builder.mul(builder.add(out_row, out_row.type(r)), ldc), col0)
+            idx = builder.add(base, base.type(16))
+            builder.store(vectors[2 * r + 1], _vec_at(builder, out_data, idx, vec_type), align=1)
+
+
+def _store_int32(builder, sums, out_data, out_row, ldc, panel, mr):
+    _store_vectors(builder, sums, out_data, out_row, ldc, panel, mr, _V16)
+
+
+def _store_requant(builder, sums, out_data, out_row, ldc, panel, mr, col_off, bias, mult, zp,
+                   lo, hi):
+    """``y = clamp(rne(f32(f32(acc + col_off) + bias) * mult) + zp, lo, hi)`` per column.
+
+    fbgemm's float32 requantization, in registers; clamping before the conversion to
+    an integer gives the same result and keeps the conversion in range.
+    """
+    f32 = ir.FloatType()
+    vf = ir.VectorType(f32, 16)
+    v8 = ir.VectorType(ir.IntType(8), 16)
+    mod = builder.module
+    roundeven = mod.declare_intrinsic("llvm.roundeven.v16f32", fnty=ir.FunctionType(vf, [vf]))
+    fmax = mod.declare_intrinsic("llvm.maxnum.v16f32", fnty=ir.FunctionType(vf, [vf, vf]))
+    fmin = mod.declare_intrinsic("llvm.minnum.v16f32", fnty=ir.FunctionType(vf, [vf, vf]))
+
+    def splat(value):
+        return builder.shuffle_vector(builder.insert_element(ir.Constant(vf, None), value,
+                                                             _I32(0)),
+                                      ir.Constant(vf, None), ir.Constant(_V16, [0] * 16))
+
+    zp_f, lo_f, hi_f = (builder.sitofp(v, f32) for v in (zp, lo, hi))
+    lo_v, hi_v = splat(builder.fsub(lo_f, zp_f)), splat(builder.fsub(hi_f, zp_f))
+    zp_v = builder.fptosi(splat(zp_f), _V16)
+    col0 = builder.mul(panel, panel.type(NR))
+    params = []
+    for j in range(2):
+        col = builder.add(col0, col0.type(16 * j))
+        params.append([builder.load(_vec_at(builder, data, col, t), align=1)
+                       for data, t in ((col_off, _V16), (bias, vf), (mult, vf))])
+    quantized = []
+    for r in range(mr):
+        for j in range(2):
+            off, bias_v, mult_v = params[j]
+            x = builder.sitofp(builder.add(sums[2 * r + j], off), vf)
+            y = builder.fmul(builder.fadd(x, bias_v), mult_v)
+            y = builder.call(fmin, [builder.call(fmax, [builder.call(roundeven, [y]), lo_v]),
+                                    hi_v])
+            quantized.append(builder.trunc(builder.add(builder.fptosi(y, _V16), zp_v), v8))
+    _store_vectors(builder, quantized, out_data, out_row, ldc, panel, mr, v8)
+
+
+def _codegen(mr: int, direct: bool, requant: bool):
+    """Code for one ``mr x 32`` output tile.
+
+    Source arguments: ``a, a_row, b, panel, kq`` (rows of a packed matrix) or, when
+    ``direct``, ``x, row_base, row_step, taps, cq, b, panel`` (a padded NHWC input).
+    Then ``out, out_row, ldc`` and, when ``requant``, ``col_off, bias, mult, zp, lo, hi``.
+    """
+    n_src = 7 if direct else 5
+
+    def codegen(context, builder, signature, args):
+        def array(i):
+            return context.make_array(signature.args[i])(context, builder, args[i])
+
+        if direct:
+            n_taps = builder.extract_value(array(3).shape, 0)
+            sums = _direct_tile(builder, array(0).data, args[1], args[2], array(3).data, n_taps,
+                                args[4], array(5).data, args[6], mr)
+            panel = args[6]
+        else:
+            sums = _dot_tile(builder, array(0).data, args[1], array(2).data, args[3], args[4], mr)
+            panel = args[3]
+        out, out_row, ldc = array(n_src).data, args[n_src + 1], args[n_src + 2]
+        if requant:
+            e = n_src + 3
+            _store_requant(builder, sums, out, out_row, ldc, panel, mr, array(e).data,
+                           array(e + 1).data, array(e + 2).data, *args[e + 3:e + 6])
+        else:
+            _store_int32(builder, sums, out, out_row, ldc, panel, mr)
+        return context.get_dummy_value()
+
+    return codegen
+
+
+def _microkernel(mr: int, direct: bool, requant: bool):
+    """The intrinsic of `_codegen` with its argument list spelled out (numba needs names)."""
+    if not direct and not requant:
+        @intrinsic
+        def kernel(typingctx, a, a_row, b, panel, kq, out, out_row, ldc):
+            return (types.void(a, a_row, b, panel, kq, out, out_row, ldc),
+                    _codegen(mr, direct, requant))
+    elif not direct:
+        @intrinsic
+        def kernel(typingctx, a, a_row, b, panel, kq, out, out_row, ldc, col_off, bias, mult,
+                   zp, lo, hi):
+            return (types.void(a, a_row, b, panel, kq, out, out_row, ldc, col_off, bias, mult,
+                               zp, lo, hi), _codegen(mr, direct, requant))
+    elif not requant:
+        @intrinsic
+        def kernel(typingctx, x, row_base, row_step, taps, cq, b, panel, out, out_row, ldc):
+            return (types.void(x, row_base, row_step, taps, cq, b, panel, out, out_row, ldc),
+                    _codegen(mr, direct, requant))
+    else:
+        @intrinsic
+        def kernel(typingctx, x, row_base, row_step, taps, cq, b, panel, out, out_row, ldc,
+                   col_off, bias, mult, zp, lo, hi):
+            return (types.void(x, row_base, row_step, taps, cq, b, panel, out, out_row, ldc,
+                               col_off, bias, mult, zp, lo, hi), _codegen(mr, direct, requant))
     return kernel
 
 
-_mk8 = _microkernel(MR)
-_mk1 = _microkernel(1)
+# 8-row tiles for the bulk; 4- and 1-row tiles for what is left over
+_mk8, _mk4, _mk1 = (_microkernel(m, direct=False, requant=False) for m in (MR, 4, 1))
+_mk8_rq, _mk4_rq, _mk1_rq = (_microkernel(m, direct=False, requant=True) for m in (MR, 4, 1))
+_dk8, _dk4, _dk1 = (_microkernel(m, direct=True, requant=False) for m in (MR, 4, 1))
+_dk8_rq, _dk4_rq, _dk1_rq = (_microkernel(m, direct=True, requant=True) for m in (MR, 4, 1))
+
+
+@njit(cache=True)
+def _tail4(total):
+    # (start of a 4-row tile or total, start of the 1-row tiles) after the 8-row tiles
+    full = total // MR * MR
+    return (full, full + 4) if total - full >= 4 else (total, full)
 
 
 @njit(cache=True, parallel=True)
 def _gemm_vnni(a, b, out, kq):
     # a (M, 4*kq) u8, b packed (panels, kq, 32, 4) s8 -> out (M, 32*panels) s32
-    m_len = a.shape[0]
-    n_panels = b.shape[0]
+    m_len, n_panels, ldc = a.shape[0], b.shape[0], out.shape[1]
     blocks = m_len // MR
-    ldc = out.shape[1]
+    r4, r1 = _tail4(m_len)
     for p in prange(n_panels):
         for i in range(blocks):
-            _mk8(a, b, out, i * MR, p, kq, ldc)
-        for row in range(blocks * MR, m_len):
-            _mk1(a, b, out, row, p, kq, ldc)
+            _mk8(a, i * MR, b, p, kq, out, i * MR, ldc)
+        if r4 < m_len:
+            _mk4(a, r4, b, p, kq, out, r4, ldc)
+        for row in range(r1, m_len):
+            _mk1(a, row, b, p, kq, out, row, ldc)
+
+
+@njit(cache=True, parallel=True)
+def _qgemm_vnni(a, b, out, kq, col_off, bias, mult, zp, lo, hi):
+    # as _gemm_vnni, requantized to 8 bits in registers: out (M, 32*panels) u8 or s8
+    m_len, n_panels, ldc = a.shape[0], b.shape[0], out.shape[1]
+    blocks = m_len // MR
+    r4, r1 = _tail4(m_len)
+    for p in prange(n_panels):
+        for i in range(blocks):
+            _mk8_rq(a, i * MR, b, p, kq, out, i * MR, ldc, col_off, bias, mult, zp, lo, hi)
+        if r4 < m_len:
+            _mk4_rq(a, r4, b, p, kq, out, r4, ldc, col_off, bias, mult, zp, lo, hi)
+        for row in range(r1, m_len):
+            _mk1_rq(a, row, b, p, kq, out, row, ldc, col_off, bias, mult, zp, lo, hi)
+
+
+@njit(cache=True, parallel=True)
+def _conv_direct(xp, taps, cq, b, out, oh, ow, sh, sw):
+    # xp (N, Hp, Wp, Cp) padded u8; one output row of MR-pixel tiles at a time -> out s32
+    hp, wp, cp = xp.shape[1], xp.shape[2], xp.shape[3]
+    n_panels, ldc = b.shape[0], out.shape[1]
+    full = ow // MR * MR
+    r4, r1 = _tail4(ow)
+    step = sw * cp
+    for t in prange(xp.shape[0] * oh):
+        n, oy = t // oh, t % oh
+        base = (n * hp + oy * sh) * wp * cp
+        for p in range(n_panels):
+            for ox in range(0, full, MR):
+                _dk8(xp, base + ox * step, step, taps, cq, b, p, out, t * ow + ox, ldc)
+            if r4 < ow:
+                _dk4(xp, base + r4 * step, step, taps, cq, b, p, out, t * ow + r4, ldc)
+            for ox in range(r1, ow):
+                _dk1(xp, base + ox * step, step, taps, cq, b, p, out, t * ow + ox, ldc)
+
+
+@njit(cache=True, parallel=True)
+def _qconv_direct(xp, taps, cq, b, out, oh, ow, sh, sw, col_off, bias, mult, zp, lo, hi):
+    # _conv_direct with requantization to 8 bits in registers
+    hp, wp, cp = xp.shape[1], xp.shape[2], xp.shape[3]
+    n_panels, ldc = b.shape[0], out.shape[1]
+    full = ow // MR * MR
+    r4, r1 = _tail4(ow)
+    step = sw * cp
+    for t in prange(xp.shape[0] * oh):
+        n, oy = t // oh, t % oh
+        base = (n * hp + oy * sh) * wp * cp
+        for p in range(n_panels):
+            for ox in range(0, full, MR):
+                _dk8_rq(xp, base + ox * step, step, taps, cq, b, p, out, t * ow + ox, ldc,
+                        col_off, bias, mult, zp, lo, hi)
+            if r4 < ow:
+                _dk4_rq(xp, base + r4 * step, step, taps, cq, b, p, out, t * ow + r4, ldc,
+                        col_off, bias, mult, zp, lo, hi)
+            for ox in range(r1, ow):
+                _dk1_rq(xp, base + ox * step, step, taps, cq, b, p, out, t * ow + ox, ldc,
+                        col_off, bias, mult, zp, lo, hi)
+
+
+def _out_rows(rows: int, pw, dtype) -> np.ndarray:
+    """Output rows as wide as the weights have columns when that is a multiple of 16 (the
+    kernel then writes in place), else padded to whole 32-column panels (sliced after)."""
+    width = pw.n if pw.n % 16 == 0 else pw.panels.shape[0] * NR
+    return np.empty((rows, width), dtype)
+
+
+def _valid(out: np.ndarray, n: int) -> np.ndarray:
+    return out if out.shape[1] == n else np.ascontiguousarray(out[:, :n])
 
 
 class PackedWeights:
@@ -153,9 +399,86 @@ def gemm_vnni(a: np.ndarray, pw: PackedWeights) -> np.ndarray:
         a_u[:, :k] = a.view(np.uint8) ^ np.uint8(0x80)  # a + 128, as unsigned
     else:
         a_u[:, :k] = a
-    out = np.empty((m, pw.panels.shape[0] * NR), np.int32)
+    out = _out_rows(m, pw, np.int32)
     _gemm_vnni(a_u, pw.panels, out, pw.kq)
-    out = out[:, :pw.n]
+    out = _valid(out, pw.n)
     if a.dtype == np.int8:
-        out = out - np.int32(128) * pw.col_sums  # exact: the true sum fits in int32
-    return np.ascontiguousarray(out)
+        out -= np.int32(128) * pw.col_sums  # exact mod 2**32, and the true sum fits in int32
+    return out
+
+
+def qgemm_vnni(a: np.ndarray, pw: PackedWeights, x_zero_point: int, mult: np.ndarray,
+               bias: np.ndarray, zp: int, lo: int, hi: int, out_dtype) -> np.ndarray:
+    """Fused ``requantize_float(a @ w.T - zx * colsum, ...)`` for checked operands."""
+    m, k = a.shape
+    a_u = np.zeros((m, 4 * pw.kq), np.uint8)
+    shift = 0
+    if a.dtype == np.int8:
+        a_u[:, :k], shift = a.view(np.uint8) ^ np.uint8(0x80), 128
+    else:
+        a_u[:, :k] = a
+    n_pad = pw.panels.shape[0] * NR
+    col_off = np.zeros(n_pad, np.int32)
+    col_off[:pw.n] = (-(int(x_zero_point) + shift) * pw.col_sums.astype(np.int64)).astype(np.int32)
+    mult_p, bias_p = np.zeros(n_pad, np.float32), np.zeros(n_pad, np.float32)
+    mult_p[:pw.n], bias_p[:pw.n] = mult, bias
+    out = _out_rows(m, pw, out_dtype)
+    _qgemm_vnni(a_u, pw.panels, out, pw.kq, col_off, bias_p, mult_p, zp, lo, hi)
+    return _valid(out, pw.n)
+
+
+class ConvPlan:
+    """A padded, unsigned copy of the input and tap offsets for `_conv_direct`.
+
+    Channels are padded to a multiple of 4 (one ``vpdpbusd`` quad); the weights get
+    matching zero channels, so K is ordered (kh, kw, c) as in the reference's im2col.
+    """
+
+    def __init__(self, x, w, stride, padding, dilation, pad_value):
+        n, h, wd, c = x.shape
+        (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+        o, kh, kw, _ = w.shape
+        cp = -(-c // 4) * 4
+        self.flip = 128 if x.dtype == np.int8 else 0
+        pad = (int(pad_value) + self.flip) & 0xFF  # the padding value, unsigned like the rest
+        self.xp = np.full((n, h + 2 * ph, wd + 2 * pw, cp), pad, np.uint8)
+        self.xp[:, ph:ph + h, pw:pw + wd, :c] = x.view(np.uint8) ^ np.uint8(self.flip)
+        wp = np.zeros((o, kh, kw, cp), np.int8)
+        wp[..., :c] = w
+        self.weights = PackedWeights(wp.reshape(o, -1))
+        self.taps = np.array([(i * dh * self.xp.shape[2] + j * dw) * cp
+                              for i in range(kh) for j in range(kw)], np.int64)
+        self.cq, self.stride = cp // 4, (sh, sw)
+        self.oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        self.ow = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+
+    def out(self, dtype) -> np.ndarray:
+        return _out_rows(self.xp.shape[0] * self.oh * self.ow, self.weights, dtype)
+
+
+def conv_vnni(x, w, stride, padding, dilation, pad_value) -> np.ndarray:
+    """Ungrouped conv2d of checked operands -> (N*OH*OW, O) int32."""
+    plan = ConvPlan(x, w, stride, padding, dilation, pad_value)
+    out = plan.out(np.int32)
+    _conv_direct(plan.xp, plan.taps, plan.cq, plan.weights.panels, out, plan.oh, plan.ow,
+                 *plan.stride)
+    out = _valid(out, w.shape[0])
+    if plan.flip:
+        out -= np.int32(128) * plan.weights.col_sums  # exact mod 2**32; the true sum fits
+    return out
+
+
+def qconv_vnni(x, w, stride, padding, dilation, x_zero_point, mult, bias, zp, lo, hi,
+               out_dtype) -> np.ndarray:
+    """Ungrouped conv2d fused with requantization -> (N*OH*OW, O) 8-bit."""
+    plan = ConvPlan(x, w, stride, padding, dilation, x_zero_point)
+    pw = plan.weights
+    n_pad = pw.panels.shape[0] * NR
+    col_off = np.zeros(n_pad, np.int32)
+    col_off[:pw.n] = (-(int(x_zero_point) + plan.flip) * pw.col_sums.astype(np.int64))
+    mult_p, bias_p = np.zeros(n_pad, np.float32), np.zeros(n_pad, np.float32)
+    mult_p[:pw.n], bias_p[:pw.n] = mult, bias
+    out = plan.out(out_dtype)
+    _qconv_direct(plan.xp, plan.taps, plan.cq, pw.panels, out, plan.oh, plan.ow, *plan.stride,
+                  col_off, bias_p, mult_p, zp, lo, hi)
+    return _valid(out, pw.n)

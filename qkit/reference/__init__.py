@@ -4,14 +4,15 @@ Each function here has a numba twin of the same name and signature in
 `qkit.kernels`; the tests assert that both give identical integers.
 """
 
-from qkit.reference.convolution import conv2d, im2col
-from qkit.reference.gemms import gemm, gemm_codebook, gemm_int4, gemm_pairs16
+from qkit.reference.convolution import conv2d, im2col, qconv2d
+from qkit.reference.gemms import gemm, gemm_codebook, gemm_int4, gemm_pairs16, qlinear
 from qkit.reference.int4 import pack_int4, unpack_int4
 from qkit.reference.quantization import dequantize, fake_quantize, quantize
 from qkit.reference.requantization import requantize_fixed, requantize_float
 
 __all__ = [
     "conv2d", "dequantize", "fake_quantize", "gemm", "gemm_codebook", "gemm_int4",
-    "gemm_pairs16", "im2col", "pack_int4", "quantize", "requantize_fixed", "requantize_float",
+    "gemm_pairs16", "im2col", "pack_int4", "qconv2d", "qlinear", "quantize", "requantize_fixed",
+    "requantize_float",
     "unpack_int4",
 ]

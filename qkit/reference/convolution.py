@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from qkit._checks import check_conv2d
+from qkit._checks import check_conv2d, check_int_array, check_qlinear, max_abs
+from qkit.reference.requantization import requantize_float
 
 
 def im2col(x, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple,
@@ -52,3 +53,28 @@ def conv2d(x, w, stride=1, padding=0, dilation=1, groups: int = 1, pad_value: in
         wg = w[g * og:(g + 1) * og].reshape(og, -1)  # (O/g, K)
         acc[:, g * og:(g + 1) * og] = cols.astype(np.int64) @ wg.astype(np.int64).T
     return acc.reshape(n, oh, ow, o)
+
+
+def qconv2d(x, w, x_zero_point: int, multiplier, out_zero_point: int, qmin: int, qmax: int,
+            bias=None, stride=1, padding=0, dilation=1, groups: int = 1):
+    """A quantized conv2d layer, 8-bit in and out (symmetric weights, zero point 0).
+
+    ``raw = conv2d(x - x_zero_point, w)`` (padding with ``x_zero_point``, i.e. a real 0), then
+    ``y = clamp(rne(f32(f32(raw) + bias) * multiplier) + out_zero_point, qmin, qmax)``
+    per output channel, as `qlinear` does for a matrix product.
+
+    >>> x = np.full((1, 2, 2, 1), 5, np.uint8)
+    >>> qconv2d(x, np.ones((1, 1, 1, 1), np.int8), 3, 0.5, 10, 0, 255)[0, :, :, 0]
+    array([[11, 11],
+           [11, 11]], dtype=uint8)
+    """
+    w = check_int_array(w, "w", (np.int8,), ndim=4)
+    acc = conv2d(x, w, stride, padding, dilation, groups, x_zero_point)  # checks the geometry
+    x = np.asarray(x)
+    _, qmin, qmax, mult, bias = check_qlinear(x.reshape(-1, x.shape[3])[:, :1], (w.shape[0], 1),
+                                              max_abs(w), x_zero_point, multiplier,
+                                              out_zero_point, qmin, qmax, bias)
+    raw = acc.reshape(-1, w.shape[0]).astype(np.int64)
+    raw -= int(x_zero_point) * w.reshape(w.shape[0], -1).astype(np.int64).sum(axis=1)
+    y = requantize_float(raw.astype(np.int32), mult, out_zero_point, qmin, qmax, bias)
+    return y.reshape(acc.shape)

@@ -8,8 +8,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from qkit._checks import check_codebook_gemm, check_gemm, check_int4_gemm
+from qkit._checks import (
+    check_codebook_gemm,
+    check_gemm,
+    check_int4_gemm,
+    check_int_array,
+    check_qlinear,
+    max_abs,
+)
 from qkit.reference.int4 import unpack_int4
+from qkit.reference.requantization import requantize_float
 
 
 def gemm(a, w) -> np.ndarray:
@@ -82,3 +90,24 @@ def gemm_codebook(a, idx, codebook) -> np.ndarray:
     w = np.take_along_axis(codebook, idx.astype(np.intp), axis=1)  # (N, K) int16
     acc = a.astype(np.int64) @ w.astype(np.int64).T
     return acc.astype(np.int32)
+
+
+def qlinear(x_q, w, x_zero_point: int, multiplier, out_zero_point: int, qmin: int, qmax: int,
+            bias=None) -> np.ndarray:
+    """A quantized linear layer, int8 in and out (symmetric weights, zero point 0):
+
+    ``raw[m, n] = sum_k (x_q[m, k] - x_zero_point) * w[n, k]``, then
+    ``y = clamp(rne(f32(f32(raw) + bias) * multiplier) + out_zero_point, qmin, qmax)``.
+
+    ``multiplier`` is ``s_x * s_w / s_y`` (one value, or one per output), ``bias``
+    is float32 already divided by ``s_x * s_w``: fbgemm's requantization.
+
+    >>> w = np.array([[1, -1], [2, 2]], dtype=np.int8)
+    >>> qlinear(np.array([[10, 4]], np.uint8), w, 2, 0.5, 100, 0, 255)
+    array([[103, 110]], dtype=uint8)
+    """
+    w = check_int_array(w, "w", (np.int8,), ndim=2)
+    x_q, qmin, qmax, mult, bias = check_qlinear(x_q, w.shape, max_abs(w), x_zero_point,
+                                                multiplier, out_zero_point, qmin, qmax, bias)
+    raw = gemm(x_q, w).astype(np.int64) - int(x_zero_point) * w.astype(np.int64).sum(axis=1)
+    return requantize_float(raw.astype(np.int32), mult, out_zero_point, qmin, qmax, bias)
