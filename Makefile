@@ -3,7 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.qkit-installed
-export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache
+# numba's cache checks only the file of each jitted function; kernels built from helpers in
+# another module (the VNNI IR emitters) would not notice an edit there. Keying the cache folder
+# by a hash of qkit/kernels/ makes any kernel edit start a fresh cache.
+KERNEL_HASH := $(shell cat qkit/kernels/*.py | cksum | cut -d' ' -f1)
+export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache/$(KERNEL_HASH)
 
 .PHONY: lab test test-fast test-nojit bench lint lock clean
 

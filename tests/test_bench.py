@@ -29,8 +29,8 @@ def test_measure_interleaves_and_returns_medians():
     med = measure({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, rounds=3,
                   min_time=0.0)
     assert set(med) == {"a", "b"} and all(v >= 0 for v in med.values())
-    timed = calls[4:]  # after two warm-up calls each
-    assert timed[:2] == ["a", "b"]
+    timed = calls[4:]  # after two warm-up calls each; then per round: untimed, timed
+    assert timed[:4] == ["a", "a", "b", "b"]
 
 
 def test_wrong_results_are_refused():

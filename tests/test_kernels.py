@@ -24,7 +24,8 @@ from qkit.qparams import QParams, qparams_from_tensor
 
 pytestmark = pytest.mark.nojit
 
-PAIRS = [n for n in K.__all__ if n not in ("warmup", "gemm_packed", "pack_weights")]
+PAIRS = [n for n in K.__all__
+         if n not in ("warmup", "gemm_packed", "pack_weights", "pack_weights_int4")]
 U8, S8 = np.uint8, np.int8
 
 
@@ -124,8 +125,12 @@ def test_gemm_serial_equals_parallel(rng):
     assert_same(serial, parallel)
 
 
-@pytest.mark.parametrize("k", [1, 2, 7, 64, 129])
-def test_int4_pack_and_gemm(rng, k):
+@pytest.mark.parametrize("use_vnni", [False, True], ids=["plain loop", "VNNI"])
+@pytest.mark.parametrize("k", [1, 2, 7, 8, 64, 129])
+def test_int4_pack_and_gemm(rng, monkeypatch, use_vnni, k):
+    if use_vnni and not vnni_available():
+        pytest.skip("no AVX-512 VNNI on this CPU (or JIT off)")
+    monkeypatch.setattr(kgemm, "USE_VNNI", use_vnni)
     w4 = ints(rng, (5, k), S8, -8, 7)
     packed = R.pack_int4(w4)
     assert_same(K.pack_int4(w4), packed)
@@ -134,10 +139,13 @@ def test_int4_pack_and_gemm(rng, k):
     u4 = ints(rng, (3, k), U8, 0, 15)
     assert_same(K.unpack_int4(K.pack_int4(u4), k, signed=False), u4)
     for adt in (U8, S8):
-        a = ints(rng, (4, k), adt)
-        out = K.gemm_int4(a, packed)
-        assert_same(out, R.gemm_int4(a, packed))
-        assert_same(out, R.gemm(a, w4))
+        for m, n in ((4, 5), (9, 48), (1, 33)):
+            a, w4 = ints(rng, (m, k), adt), ints(rng, (n, k), S8, -8, 7)
+            packed = R.pack_int4(w4)
+            out = K.gemm_int4(a, packed)
+            assert_same(out, R.gemm_int4(a, packed))
+            assert_same(out, R.gemm(a, w4))
+            assert_same(K.gemm_packed(a, K.pack_weights_int4(w4)), out)
 
 
 @pytest.mark.parametrize("shared", [True, False])

@@ -13,6 +13,7 @@ from qkit.kernels.gemms import (
     gemm_packed,
     gemm_pairs16,
     pack_weights,
+    pack_weights_int4,
     qlinear,
 )
 from qkit.kernels.int4 import pack_int4, unpack_int4
@@ -24,7 +25,7 @@ __all__ = [
     "gemm_pairs16", "pack_int4", "qconv2d", "qlinear", "quantize", "requantize_fixed",
     "requantize_float", "unpack_int4", "warmup",
     # layout helpers without a reference twin: gemm_packed(a, pack_weights(w)) == gemm(a, w)
-    "gemm_packed", "pack_weights",
+    "gemm_packed", "pack_weights", "pack_weights_int4",
 ]
 
 
@@ -40,6 +41,7 @@ def warmup() -> None:
         w = rng.integers(-100, 100, (4, 5)).astype(np.int8)
         gemm(a, w)
         gemm_packed(a, pack_weights(w))
+        gemm_packed(a, pack_weights_int4(np.clip(w // 16, -8, 7).astype(np.int8)))
         for lo, hi in ((0, 255), (-128, 127)):
             qlinear(a, w, 1, np.full(4, 0.01, np.float32), 3, lo, hi, bias=np.ones(4, np.float32))
         gemm_pairs16(a, w)
@@ -67,6 +69,7 @@ def warmup() -> None:
         requantize_fixed(acc, [1 << 30], [-3], 0, lo, hi)
         requantize_float(acc, [0.01], 0, lo, hi)
     unpack_int4(pack_int4(np.zeros((2, 3), np.uint8)), 3, signed=False)
-    from qkit.kernels.gemms import _gemm_plain
+    from qkit.kernels.gemms import _gemm_plain, _int4_plain
 
-    _gemm_plain(np.zeros((2, 4), np.uint8), np.zeros((3, 4), np.int8))  # the portable loop too
+    _gemm_plain(np.zeros((2, 4), np.uint8), np.zeros((3, 4), np.int8))  # the portable loops too
+    _int4_plain(np.zeros((2, 4), np.uint8), np.zeros((3, 2), np.uint8))

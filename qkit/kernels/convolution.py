@@ -13,8 +13,11 @@ Three loops, chosen by shape and CPU:
 
 from __future__ import annotations
 
+import numba
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 from qkit._checks import check_conv2d, check_int_array, check_qlinear, max_abs, storage_dtype
 from qkit.kernels import gemms
@@ -96,6 +99,32 @@ def _depthwise_parallel(x, wt, out, geometry, pad_value):
             _depthwise_row(x, wt, out[b, oy, ox], b, oy, ox, geometry, pad_value)
 
 
+def _madd16_python(acc, a, b):  # what _madd16 means, for NUMBA_DISABLE_JIT=1
+    return acc + int(a) * int(b)
+
+
+@intrinsic
+def _madd16(typingctx, acc, a, b):
+    """``acc + a * b`` with the product in int16 (exact for 8-bit operands: |a*b| <= 32640).
+
+    numba would widen ``a * b`` to int64; in int16 the loop becomes ``vpmaddwd``-style
+    vector code, several times faster.
+    """
+    sig = types.int32(types.int32, a, b)
+
+    def codegen(context, builder, signature, args):
+        i16 = ir.IntType(16)
+        a16 = (builder.sext if signature.args[1].signed else builder.zext)(args[1], i16)
+        b16 = (builder.sext if signature.args[2].signed else builder.zext)(args[2], i16)
+        return builder.add(args[0], builder.sext(builder.mul(a16, b16), ir.IntType(32)))
+
+    return sig, codegen
+
+
+if numba.config.DISABLE_JIT:
+    _madd16 = _madd16_python  # noqa: F811
+
+
 @njit(cache=True)
 def _depthwise_row(x, wt, acc, b, oy, ox, geometry, pad_value):
     # acc[c] = sum over the window of x[b, iy, ix, c] * wt[i, j, c] (pad_value outside)
@@ -110,10 +139,10 @@ def _depthwise_row(x, wt, acc, b, oy, ox, geometry, pad_value):
             if 0 <= iy < h and 0 <= ix < w:
                 src = x[b, iy, ix]
                 for c in range(c_len):
-                    acc[c] += np.int32(src[c]) * np.int32(wij[c])
+                    acc[c] = _madd16(acc[c], src[c], wij[c])
             else:
                 for c in range(c_len):
-                    acc[c] += np.int32(pad_value) * np.int32(wij[c])
+                    acc[c] += pad_value * np.int32(wij[c])
 
 
 @njit(cache=True, parallel=True)

@@ -19,11 +19,14 @@ from qkit._checks import (
     check_int4_gemm,
     check_int_array,
     check_qlinear,
+    check_range,
     max_abs,
     storage_dtype,
 )
 from qkit.kernels.requantization import requantize_float
+from qkit.kernels.int4 import unpack_int4
 from qkit.kernels.vnni import PackedWeights, gemm_vnni, qgemm_vnni, vnni_available
+from qkit.kernels.vnni_int4 import PackedInt4, gemm_int4_vnni
 
 USE_VNNI = vnni_available()  # the micro-kernel where the CPU has it; the plain loops otherwise
 
@@ -163,17 +166,22 @@ def pack_weights(w) -> PackedWeights:
     return PackedWeights(w)
 
 
-def gemm_packed(a, packed: PackedWeights) -> np.ndarray:
-    """`gemm` with weights packed by `pack_weights`: the same integers, without repacking."""
-    if not isinstance(packed, PackedWeights):
-        raise TypeError(f"packed must come from pack_weights(w), got {type(packed).__name__}")
+def gemm_packed(a, packed) -> np.ndarray:
+    """`gemm` (or `gemm_int4`) with weights packed once by `pack_weights` (`pack_weights_int4`):
+    the same integers, without repacking."""
+    if not isinstance(packed, PackedWeights | PackedInt4):
+        raise TypeError("packed must come from pack_weights(w) or pack_weights_int4(w4), got "
+                        f"{type(packed).__name__}")
     a = check_int_array(a, "a", INTEGER_OPERANDS, ndim=2)
     if a.shape[1] != packed.k:
         raise ValueError(f"a is (M,K)={a.shape} but the packed weights have K={packed.k}")
     check_accumulation(packed.k, max_abs(a), packed.max_abs)
+    a = np.ascontiguousarray(a)
+    if isinstance(packed, PackedInt4):
+        return gemm_int4_vnni(a, packed) if USE_VNNI else _int4_plain(a, packed.nibbles)
     if USE_VNNI:
-        return gemm_vnni(np.ascontiguousarray(a), packed)
-    return _gemm_plain(np.ascontiguousarray(a), packed.w)
+        return gemm_vnni(a, packed)
+    return _gemm_plain(a, packed.w)
 
 
 def gemm_pairs16(a, w) -> np.ndarray:
@@ -186,12 +194,28 @@ def gemm_pairs16(a, w) -> np.ndarray:
 
 
 def gemm_int4(a, w_packed) -> np.ndarray:
-    """``a @ unpack_int4(w_packed).T``, unpacking the nibbles inside the loop."""
+    """``a @ unpack_int4(w_packed).T``, unpacking the nibbles inside the loop.
+
+    Repacks on every call; a layer that runs many times uses `pack_weights_int4` once.
+    """
     a, w_packed = check_int4_gemm(a, w_packed)
-    a, w_packed = np.ascontiguousarray(a), np.ascontiguousarray(w_packed)
+    a = np.ascontiguousarray(a)
+    if USE_VNNI:
+        return gemm_int4_vnni(a, PackedInt4(unpack_int4(w_packed, a.shape[1])))
+    return _int4_plain(a, np.ascontiguousarray(w_packed))
+
+
+def _int4_plain(a, w_packed):
     out = _out(a, w_packed.shape[0])
     _int4_parallel(a, w_packed, out)
     return out
+
+
+def pack_weights_int4(w4) -> PackedInt4:
+    """Pack signed 4-bit weights (N,K), given as int8 values in [-8, 7], for `gemm_packed`."""
+    w4 = check_int_array(w4, "w4", (np.int8,), ndim=2)
+    check_range(w4, "w4", -8, 7)
+    return PackedInt4(w4)
 
 
 def gemm_codebook(a, idx, codebook) -> np.ndarray:
