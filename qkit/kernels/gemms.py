@@ -23,8 +23,8 @@ from qkit._checks import (
     max_abs,
     storage_dtype,
 )
-from qkit.kernels.requantization import requantize_float
 from qkit.kernels.int4 import unpack_int4
+from qkit.kernels.requantization import requantize_float
 from qkit.kernels.vnni import PackedWeights, gemm_vnni, qgemm_vnni, vnni_available
 from qkit.kernels.vnni_int4 import PackedInt4, gemm_int4_vnni
 

@@ -16,7 +16,7 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-from qkit.kernels.vnni import NR, _store_int32, _vec_at
+from qkit.kernels.vnni import NR, _store_int32
 
 _I8, _I32 = ir.IntType(8), ir.IntType(32)
 _V16 = ir.VectorType(_I32, 16)
