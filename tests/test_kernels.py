@@ -358,3 +358,35 @@ def test_qlinear_checks(rng):
             impl.qlinear(a, w, 0, 0.1, 0, 0, 255, bias=np.zeros(2))
         with pytest.raises(ValueError, match="weights are"):
             impl.qlinear(ints(rng, (2, 5), U8), w, 0, 0.1, 0, 0, 255)
+
+
+POOL_CASES = [((1, 4, 4, 1), 2, None), ((2, 7, 9, 3), 3, 2), ((3, 5, 6, 4), (2, 3), (1, 2)),
+              ((1, 3, 3, 5), (3, 3), None)]
+
+
+@pytest.mark.parametrize("shape,kernel,stride", POOL_CASES)
+@pytest.mark.parametrize("adt", [U8, S8])
+def test_pooling(rng, shape, kernel, stride, adt):
+    x = ints(rng, shape, adt)
+    for name in ("maxpool2d", "avgpool2d"):
+        assert_same(getattr(K, name)(x, kernel, stride), getattr(R, name)(x, kernel, stride))
+    ext = np.full(shape, np.iinfo(adt).max, adt)
+    assert_same(K.avgpool2d(ext, kernel, stride), R.avgpool2d(ext, kernel, stride))
+    assert (K.avgpool2d(ext, kernel, stride) == np.iinfo(adt).max).all()
+
+
+@pytest.mark.parametrize("adt,lo,hi", [(U8, 0, 255), (S8, -128, 127), (U8, 7, 200)])
+def test_qadd_and_relu(rng, adt, lo, hi):
+    a, b = ints(rng, (3, 5, 4, 6), adt), ints(rng, (3, 5, 4, 6), adt)
+    info = np.iinfo(adt)
+    for za, zb in ((int(info.min), int(info.max)), (0, 0), (3, -1 if adt == S8 else 9)):
+        ma, mb = rng.uniform(0.05, 3, 2)
+        zy = int(rng.integers(lo, hi + 1))
+        out = K.qadd(a, za, ma, b, zb, mb, zy, lo, hi)
+        assert_same(out, R.qadd(a, za, ma, b, zb, mb, zy, lo, hi))
+        assert np.unique(out).size > 1
+    assert_same(K.relu(a, 5), R.relu(a, 5))
+    with pytest.raises(ValueError, match="same shape"):
+        K.qadd(a, 0, 1.0, b[:1], 0, 1.0, 0, lo, hi)
+    with pytest.raises(ValueError, match="larger than the input"):
+        K.maxpool2d(a, 9)

@@ -17,10 +17,12 @@ from qkit.kernels.gemms import (
     qlinear,
 )
 from qkit.kernels.int4 import pack_int4, unpack_int4
+from qkit.kernels.pooling import avgpool2d, maxpool2d, qadd, relu
 from qkit.kernels.quantization import dequantize, fake_quantize, quantize
 from qkit.kernels.requantization import requantize_fixed, requantize_float
 
 __all__ = [
+    "avgpool2d", "maxpool2d", "qadd", "relu",
     "conv2d", "dequantize", "fake_quantize", "gemm", "gemm_codebook", "gemm_int4",
     "gemm_pairs16", "pack_int4", "qconv2d", "qlinear", "quantize", "requantize_fixed",
     "requantize_float", "unpack_int4", "warmup",
@@ -69,6 +71,11 @@ def warmup() -> None:
         requantize_fixed(acc, [1 << 30], [-3], 0, lo, hi)
         requantize_float(acc, [0.01], 0, lo, hi)
     unpack_int4(pack_int4(np.zeros((2, 3), np.uint8)), 3, signed=False)
+    for dt in (np.uint8, np.int8):
+        p = rng.integers(0, 100, (2, 4, 4, 3)).astype(dt)
+        maxpool2d(p, 2)
+        avgpool2d(p, 2)
+        qadd(p, 1, 0.5, p, 2, 0.25, 3, 0, 255)
     from qkit.kernels.gemms import _gemm_plain, _int4_plain
 
     _gemm_plain(np.zeros((2, 4), np.uint8), np.zeros((3, 4), np.int8))  # the portable loops too

@@ -1,0 +1,223 @@
+"""An integer-only model: uint8 activations between every layer, int8/int4 weights.
+
+    im = IntegerModel.from_float(torch_model, calibration_images, SCHEMES["w8a8-pc"])
+    logits = im(images)               # float in, float out, integers in between
+    q_out = im.run(im.quantize_input(images))   # integers in, integers out
+
+Activations are per-tensor affine uint8 (scale and zero point from an observer on
+calibration data); weights are symmetric narrow-range (zero point 0), per output
+channel or per tensor; the bias stays float32 and every layer requantizes as
+PyTorch's fbgemm engine does (`qkit.reference.qlinear`). Layouts are NHWC.
+``backend`` is `qkit.kernels` (fast) or `qkit.reference` (readable): the tests
+check that both give the same integers at every layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from qkit import kernels
+from qkit.engine.graph import Op, trace
+from qkit.metrics import quantized_bytes
+from qkit.observers import OBSERVERS
+from qkit.qparams import QParams, activation_range, qparams_from_tensor
+
+PASS_THROUGH = ("maxpool", "avgpool", "flatten", "relu")  # output grid = input grid
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """How to quantize: weight bits and granularity, and the activation observer."""
+
+    weight_bits: int = 8
+    per_channel: bool = True
+    observer: str = "minmax"
+
+    @property
+    def label(self) -> str:
+        return f"W{self.weight_bits}A8 {'per-channel' if self.per_channel else 'per-tensor'}"
+
+
+SCHEMES = {
+    "w8a8-per-tensor": Scheme(8, per_channel=False),
+    "w8a8-per-channel": Scheme(8, per_channel=True),
+    "w4a8-per-channel": Scheme(4, per_channel=True),
+}
+
+
+def run_float(ops: list[Op], x, keep: bool = False):
+    """The traced float model (BN folded) with torch functional ops, NCHW; all outputs if keep."""
+    import torch
+    from torch.nn import functional as F
+
+    vals = {}
+    with torch.no_grad():
+        for op in ops:
+            p = op.params
+            args = [vals[i] for i in op.inputs]
+            if op.kind == "input":
+                y = torch.as_tensor(x)
+            elif op.kind == "conv":
+                y = F.conv2d(args[0], torch.from_numpy(p["weight"]), torch.from_numpy(p["bias"]),
+                             p["stride"], p["padding"], p["dilation"], p["groups"])
+            elif op.kind == "linear":
+                y = F.linear(args[0], torch.from_numpy(p["weight"]), torch.from_numpy(p["bias"]))
+            elif op.kind == "add":
+                y = args[0] + args[1]
+            elif op.kind == "maxpool":
+                y = F.max_pool2d(args[0], p["kernel"], p["stride"])
+            elif op.kind == "avgpool":
+                y = args[0].mean(dim=(2, 3), keepdim=True) if p.get("global") else \
+                    F.avg_pool2d(args[0], p["kernel"], p["stride"])
+            elif op.kind == "flatten":
+                y = args[0].flatten(1)
+            elif op.kind == "relu":
+                y = F.relu(args[0])
+            if op.activation == "relu":
+                y = F.relu(y)
+            elif op.activation == "relu6":
+                y = F.relu6(y)
+            vals[op.name] = y
+    return vals if keep else y
+
+
+class IntegerModel:
+    """A traced model with integer weights and activation grids, runnable on qkit kernels."""
+
+    def __init__(self, ops: list[Op], output: str, scheme: Scheme):
+        self.ops, self.output, self.scheme = ops, output, scheme
+        self.act = {}  # op name -> (scale, zero_point) of its uint8 output
+        self.layers = {}  # op name -> integer parameters
+
+    @classmethod
+    def from_float(cls, model, calibration, scheme: Scheme = SCHEMES["w8a8-per-channel"],
+                   batch: int = 256) -> IntegerModel:
+        """Trace, fold BN, calibrate activation ranges on ``calibration`` (NCHW), quantize."""
+        ops, output = trace(model)
+        im = cls(ops, output, scheme)
+        im.calibrate(calibration, batch)
+        im.quantize_weights()
+        return im
+
+    def calibrate(self, images, batch: int = 256) -> None:
+        observers = {op.name: OBSERVERS[self.scheme.observer]() for op in self.ops
+                     if op.kind not in PASS_THROUGH}
+        self.shapes = {}
+        for i in range(0, len(images), batch):
+            vals = run_float(self.ops, images[i:i + batch], keep=True)
+            for name, obs in observers.items():
+                obs.update(vals[name].numpy())
+            self.shapes = {k: tuple(v.shape[1:]) for k, v in vals.items()}
+        for op in self.ops:
+            if op.kind in PASS_THROUGH:
+                self.act[op.name] = self.act[op.inputs[0]]
+            else:
+                qp = observers[op.name].qparams(bits=8, signed=False)
+                self.act[op.name] = (np.float32(qp.scale), int(qp.zero_point))
+
+    def quantize_weights(self) -> None:
+        for op in self.ops:
+            if op.kind in ("conv", "linear"):
+                self.layers[op.name] = self._weights(op)
+            elif op.kind == "add":
+                (sa, _), (sb, _) = (self.act[i] for i in op.inputs)
+                sy = self.act[op.name][0]
+                self.layers[op.name] = {"ma": np.float32(sa / sy), "mb": np.float32(sb / sy)}
+
+    def _weights(self, op: Op) -> dict:
+        w = op.params["weight"]
+        if op.kind == "linear" and len(self.shapes.get(op.inputs[0], ())) == 1:
+            src = self._flatten_source(op.inputs[0])
+            if src is not None:  # the flatten saw NHWC: reorder the columns from CHW to HWC
+                c, h, wd = src
+                w = w.reshape(w.shape[0], c, h, wd).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+        bits = self.scheme.weight_bits
+        qp = qparams_from_tensor(w, bits=bits, signed=True, symmetric=True, narrow_range=True,
+                                 axis=0 if self.scheme.per_channel else None)
+        w_q = kernels.quantize(w, qp).astype(np.int8)
+        if op.kind == "conv":
+            w_q = np.ascontiguousarray(w_q.transpose(0, 2, 3, 1))  # OIHW -> OHWI
+        sw = np.broadcast_to(qp.scale, (w.shape[0],)).astype(np.float32)
+        sx = self.act[op.inputs[0]][0]
+        sy, zy = self.act[op.name]
+        atws = (np.float32(sx) * sw).astype(np.float32)
+        lo, hi = activation_range(op.activation, sy, zy, 0, 255)
+        return {"w_q": w_q, "w_scale": sw, "n_scales": qp.scale.size, "bits": bits, "lo": lo,
+                "hi": hi,
+                "mult": (atws / np.float32(sy)).astype(np.float32),
+                "bias_q": (op.params["bias"] / atws).astype(np.float32),
+                "packed": kernels.pack_weights(w_q) if op.kind == "linear" else None}
+
+    def _flatten_source(self, name):
+        op = next(o for o in self.ops if o.name == name)
+        if op.kind == "flatten":
+            shape = self.shapes[op.inputs[0]]
+            return shape if len(shape) == 3 else None
+        return None
+
+    # --- running ------------------------------------------------------------------------------
+
+    def quantize_input(self, x) -> np.ndarray:
+        """Float NCHW (or (N,F)) input -> uint8 NHWC on the input grid."""
+        x = np.asarray(x, np.float32)
+        if x.ndim == 4:
+            x = x.transpose(0, 2, 3, 1)
+        scale, zp = self.act[self.ops[0].name]
+        return kernels.quantize(np.ascontiguousarray(x), QParams(scale, zp, bits=8, signed=False))
+
+    def run(self, x_q: np.ndarray, backend=kernels, keep: bool = False):
+        """Integer forward pass from uint8 NHWC input; the uint8 output (or every output)."""
+        vals = {}
+        for op in self.ops:
+            vals[op.name] = self._step(op, vals, x_q, backend)
+        return vals if keep else vals[self.output]
+
+    def _step(self, op: Op, vals: dict, x_q, b):
+        if op.kind == "input":
+            return x_q
+        x = vals[op.inputs[0]]
+        zx = self.act[op.inputs[0]][1]
+        zy = self.act[op.name][1]
+        if op.kind in ("conv", "linear"):
+            L = self.layers[op.name]
+            if op.kind == "linear":
+                w = L["packed"] if b is kernels else L["w_q"]
+                return b.qlinear(x, w, zx, L["mult"], zy, L["lo"], L["hi"], L["bias_q"])
+            p = op.params
+            return b.qconv2d(x, L["w_q"], zx, L["mult"], zy, L["lo"], L["hi"], L["bias_q"],
+                             p["stride"], p["padding"], p["dilation"], p["groups"])
+        if op.kind == "maxpool":
+            return b.maxpool2d(x, op.params["kernel"], op.params["stride"])
+        if op.kind == "avgpool":
+            if op.params.get("global"):
+                return b.avgpool2d(x, x.shape[1:3])
+            return b.avgpool2d(x, op.params["kernel"], op.params["stride"])
+        if op.kind == "flatten":
+            return x.reshape(x.shape[0], -1)
+        if op.kind == "relu":
+            return b.relu(x, zx)
+        if op.kind == "add":
+            L = self.layers[op.name]
+            za, zb = (self.act[i][1] for i in op.inputs)
+            lo, hi = activation_range(op.activation, self.act[op.name][0], zy, 0, 255)
+            return b.qadd(x, za, L["ma"], vals[op.inputs[1]], zb, L["mb"], zy, lo, hi)
+        raise ValueError(f"unknown op kind {op.kind}")
+
+    def dequantize_output(self, q: np.ndarray) -> np.ndarray:
+        scale, zp = self.act[self.output]
+        return (q.astype(np.int32) - zp).astype(np.float32) * scale
+
+    def __call__(self, x, backend=kernels) -> np.ndarray:
+        """Float in, float out; integers in between."""
+        return self.dequantize_output(self.run(self.quantize_input(x), backend))
+
+    def size_bytes(self) -> int:
+        """Weights at their bit width, plus float32 scales and biases."""
+        total = 0
+        for L in self.layers.values():
+            if "w_q" in L:
+                total += quantized_bytes(L["w_q"].size, L["bits"], L["n_scales"])
+                total += 4 * L["bias_q"].size
+        return total

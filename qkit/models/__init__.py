@@ -1,0 +1,1 @@
+"""Float PyTorch models that the kit trains or loads, before quantization."""

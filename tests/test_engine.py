@@ -1,0 +1,162 @@
+"""The integer engine: tracing and folding, layer-by-layer exactness, real-model accuracy."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+import qkit.reference as R  # noqa: E402
+from qkit import data  # noqa: E402
+from qkit.engine import SCHEMES, IntegerModel, UnsupportedLayer, run_float, trace  # noqa: E402
+from qkit.metrics import sqnr_db  # noqa: E402
+
+
+class Small(nn.Module):
+    """Every op kind the engine knows: conv (+BN, ReLU, ReLU6, depthwise, pointwise), residual
+    add, max and global average pooling, a standalone ReLU, flatten and linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.b1 = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.c2 = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.c3 = nn.Conv2d(8, 8, 1)
+        self.mp, self.pool = nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(8, 5)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        x = torch.relu(self.b1(self.c1(x)))
+        x = self.mp(x + self.c3(nn.functional.relu6(self.c2(x))))
+        return self.fc(self.relu(self.pool(x)).flatten(1))
+
+
+class Flat(nn.Module):
+    """Flatten of an NHWC feature map into a linear layer (the weight columns get reordered)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c, self.b = nn.Conv2d(3, 4, 3, stride=2), nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4 * 5 * 5, 6)
+
+    def forward(self, x):
+        return self.fc(nn.functional.relu(self.b(self.c(x))).view(x.size(0), -1))
+
+
+@pytest.fixture
+def models():
+    torch.manual_seed(0)
+    out = [Small().eval(), Flat().eval()]
+    with torch.no_grad():
+        for bn in (out[0].b1, out[1].b):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 1.5)
+    return out
+
+
+def test_trace_folds_bn_and_fuses_activations(models):
+    ops, output = trace(models[0])
+    kinds = [(op.kind, op.activation) for op in ops]
+    assert kinds == [("input", None), ("conv", "relu"), ("conv", "relu6"), ("conv", None),
+                     ("add", None), ("maxpool", None), ("avgpool", None), ("relu", None),
+                     ("flatten", None), ("linear", None)]
+    assert output == "fc"
+    x = torch.rand(4, 3, 12, 12)
+    for model in models:
+        ops, _ = trace(model)
+        with torch.no_grad():
+            np.testing.assert_allclose(run_float(ops, x).numpy(), model(x).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("scheme", list(SCHEMES))
+def test_kernels_and_reference_agree_at_every_layer(models, scheme):
+    x = torch.rand(16, 3, 12, 12)
+    for m in models:
+        im = IntegerModel.from_float(m, x, SCHEMES[scheme])
+        xq = im.quantize_input(x)
+        fast, slow = im.run(xq, keep=True), im.run(xq, backend=R, keep=True)
+        assert fast.keys() == slow.keys()
+        for name in fast:
+            np.testing.assert_array_equal(fast[name], slow[name], err_msg=name)
+            assert fast[name].dtype == np.uint8
+        with torch.no_grad():
+            ref = m(x).numpy()
+        assert sqnr_db(ref, im(x)) > (25 if "w8" in scheme else 10)
+
+
+def test_unsupported_layers_are_named():
+    class Bad(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(1, 2, 3)
+            self.s = nn.Sigmoid()
+
+        def forward(self, x):
+            return self.s(self.c(x))
+
+    with pytest.raises(UnsupportedLayer, match=r"'s' \(Sigmoid\)"):
+        trace(Bad())
+
+    class Cat(nn.Module):
+        def forward(self, x):
+            return torch.cat([x, x], 1)
+
+    with pytest.raises(UnsupportedLayer, match="'cat'"):
+        trace(Cat())
+
+    class BnAlone(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.b = nn.BatchNorm2d(1)
+
+        def forward(self, x):
+            return self.b(torch.relu(x))
+
+    with pytest.raises(UnsupportedLayer):
+        trace(BnAlone())
+
+
+def test_mnist_split_is_fixed_and_balanced():
+    split = data.mnist5k()
+    assert split["x_train"].shape == (4000, 28, 28) and split["x_test"].shape == (1000, 28, 28)
+    assert np.bincount(split["y_test"]).tolist() == [100] * 10
+    assert split["x_train"].dtype == np.uint8 and split["x_train"].max() == 255
+    # the first test image of class 0 is always the same one
+    assert int(split["x_test"][0].astype(np.int64).sum()) == int(
+        data.mnist5k()["x_test"][0].astype(np.int64).sum())
+
+
+def test_mnist_cnn_integer_accuracy():
+    from qkit.models import mnist_cnn
+
+    model = mnist_cnn.load()
+    split = data.mnist5k()
+    calib = mnist_cnn.to_input(split["x_train"][:256])
+    x, y = mnist_cnn.to_input(split["x_test"]), split["y_test"]
+    fp32 = mnist_cnn.accuracy(model, split["x_test"], y)
+    assert fp32 > 0.98
+    w8 = IntegerModel.from_float(model, calib, SCHEMES["w8a8-per-channel"])
+    w4 = IntegerModel.from_float(model, calib, SCHEMES["w4a8-per-channel"])
+    assert float((w8(x).argmax(1) == y).mean()) >= fp32 - 0.005
+    assert float((w4(x).argmax(1) == y).mean()) >= fp32 - 0.02
+    fp32_bytes = sum(p.numel() * 4 for p in model.parameters())
+    assert 0.25 <= w8.size_bytes() / fp32_bytes < 0.27
+    assert 0.125 <= w4.size_bytes() / fp32_bytes < 0.14
+
+
+def test_training_is_seeded():
+    from qkit.models import mnist_cnn
+
+    a = mnist_cnn.train(epochs=1, progress=False, limit=128)
+    b = mnist_cnn.train(epochs=1, progress=False, limit=128)
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert ka == kb and torch.equal(va, vb), ka
+
+
+def test_missing_weights_say_how_to_restore(tmp_path, monkeypatch):
+    from qkit.models import mnist_cnn
+
+    monkeypatch.setattr(data, "DATA_DIR", tmp_path)
+    with pytest.raises(data.DataError, match="python -m qkit train mnist-cnn"):
+        mnist_cnn.load()
