@@ -126,3 +126,37 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 
     d = load_digits()
     return d.images.astype(np.uint8), d.target.astype(np.int64)
+
+
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "camera", "coins",
+          "clock", "motorcycle_left", "china", "flower", "grace_hopper")
+
+
+def photos() -> dict[str, np.ndarray]:
+    """Real photographs shipped inside installed packages, as uint8 RGB (H, W, 3).
+
+    scikit-image (``skimage.data``; grey ones repeated to RGB), scikit-learn
+    (``load_sample_images``: china, flower) and matplotlib (``grace_hopper.jpg``). All
+    are bundled files: nothing is fetched.
+    """
+    import matplotlib.image as mpimg
+    import skimage.data
+    from matplotlib import cbook
+    from sklearn.datasets import load_sample_images
+
+    out = {}
+    sk_dir = Path(skimage.data.__file__).parent
+    for name in PHOTOS[:9]:
+        img = (mpimg.imread(sk_dir / "motorcycle_left.png") * 255).astype(np.uint8) \
+            if name == "motorcycle_left" else getattr(skimage.data, name)()
+        out[name] = img
+    sample = load_sample_images()
+    for fname, img in zip(sample.filenames, sample.images, strict=True):
+        out[Path(fname).stem] = img
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        out["grace_hopper"] = mpimg.imread(f, format="jpg")
+    for name, img in out.items():
+        if img.ndim == 2:
+            img = np.repeat(img[..., None], 3, axis=2)
+        out[name] = np.ascontiguousarray(img[..., :3]).astype(np.uint8)
+    return out

@@ -160,3 +160,35 @@ def test_missing_weights_say_how_to_restore(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "DATA_DIR", tmp_path)
     with pytest.raises(data.DataError, match="python -m qkit train mnist-cnn"):
         mnist_cnn.load()
+
+
+def test_bias_correction_removes_the_mean_output_shift():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 8)).eval()
+    x = torch.rand(512, 64) + 2.0  # inputs with a large mean make weight rounding shift outputs
+    with torch.no_grad():
+        ref = model(x).numpy()
+    plain = IntegerModel.from_float(model, x, SCHEMES["w4a8-per-channel"])
+    corrected = IntegerModel.from_float(model, x, SCHEMES["w4a8-per-channel-bc"])
+    shift_plain = np.abs((plain(x) - ref).mean(axis=0)).mean()
+    shift_corrected = np.abs((corrected(x) - ref).mean(axis=0)).mean()
+    assert shift_corrected < 0.3 * shift_plain
+
+
+def test_mobilenet_v2_loads_traces_and_agrees():
+    from qkit.models import mobilenet_v2 as mv2
+
+    model = mv2.load()
+    assert sum(p.numel() for p in model.parameters()) == 3_504_872
+    images = mv2.photo_set(crops_per_photo=0)  # 12 centre crops
+    assert images.shape == (12, 224, 224, 3)
+    x = mv2.preprocess(images)
+    with torch.no_grad():
+        ref = model(x).numpy()
+    assert ref.shape == (12, 1000) and np.unique(ref.argmax(1)).size > 6
+    ops, _ = trace(model)
+    assert sum(op.kind == "add" for op in ops) == 10  # the residual connections
+    assert sum(op.kind == "conv" and op.params["groups"] > 1 for op in ops) == 17  # depthwise
+    im = IntegerModel.from_float(model, x, SCHEMES["w8a8-per-channel"])
+    agree = mv2.agreement(ref, im(x))
+    assert agree["top1_agreement"] >= 0.75 and agree["logit_sqnr_db"] > 10

@@ -34,16 +34,20 @@ class Scheme:
     weight_bits: int = 8
     per_channel: bool = True
     observer: str = "minmax"
+    bias_correction: bool = False  # Nagel et al. 2019, empirical: see IntegerModel._weights
 
     @property
     def label(self) -> str:
-        return f"W{self.weight_bits}A8 {'per-channel' if self.per_channel else 'per-tensor'}"
+        extra = " + bias correction" if self.bias_correction else ""
+        return f"W{self.weight_bits}A8 {'per-channel' if self.per_channel else 'per-tensor'}{extra}"
 
 
 SCHEMES = {
     "w8a8-per-tensor": Scheme(8, per_channel=False),
     "w8a8-per-channel": Scheme(8, per_channel=True),
     "w4a8-per-channel": Scheme(4, per_channel=True),
+    "w8a8-per-tensor-bc": Scheme(8, per_channel=False, bias_correction=True),
+    "w4a8-per-channel-bc": Scheme(4, per_channel=True, bias_correction=True),
 }
 
 
@@ -104,12 +108,17 @@ class IntegerModel:
     def calibrate(self, images, batch: int = 256) -> None:
         observers = {op.name: OBSERVERS[self.scheme.observer]() for op in self.ops
                      if op.kind not in PASS_THROUGH}
-        self.shapes = {}
+        self.shapes, sums, counts = {}, {}, {}
         for i in range(0, len(images), batch):
             vals = run_float(self.ops, images[i:i + batch], keep=True)
             for name, obs in observers.items():
                 obs.update(vals[name].numpy())
-            self.shapes = {k: tuple(v.shape[1:]) for k, v in vals.items()}
+            for k, v in vals.items():  # per-channel means, for bias correction
+                self.shapes[k] = tuple(v.shape[1:])
+                axes = (0, 2, 3) if v.ndim == 4 else (0,)
+                sums[k] = sums.get(k, 0) + v.double().sum(dim=axes).numpy()
+                counts[k] = counts.get(k, 0) + v.numel() // v.shape[1]
+        self.means = {k: sums[k] / counts[k] for k in sums}
         for op in self.ops:
             if op.kind in PASS_THROUGH:
                 self.act[op.name] = self.act[op.inputs[0]]
@@ -128,15 +137,32 @@ class IntegerModel:
 
     def _weights(self, op: Op) -> dict:
         w = op.params["weight"]
+        mean_x = self.means[op.inputs[0]].astype(np.float32)
         if op.kind == "linear" and len(self.shapes.get(op.inputs[0], ())) == 1:
             src = self._flatten_source(op.inputs[0])
             if src is not None:  # the flatten saw NHWC: reorder the columns from CHW to HWC
                 c, h, wd = src
                 w = w.reshape(w.shape[0], c, h, wd).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+                mean_x = mean_x.reshape(c, h, wd).transpose(1, 2, 0).ravel()
         bits = self.scheme.weight_bits
         qp = qparams_from_tensor(w, bits=bits, signed=True, symmetric=True, narrow_range=True,
                                  axis=0 if self.scheme.per_channel else None)
         w_q = kernels.quantize(w, qp).astype(np.int8)
+        bias = op.params["bias"]
+        if self.scheme.bias_correction:
+            # E[W_q x] - E[W x] = (W_q - W) E[x]: remove the expected output shift that
+            # weight rounding causes, per output channel (padding and ReLU ignored)
+            err = (w_q.astype(np.float32) * qp.scale.reshape(-1, *[1] * (w.ndim - 1)) - w)
+            if op.kind == "conv":
+                cg = w.shape[1]
+                groups = op.params["groups"]
+                mx = mean_x.reshape(groups, cg)  # input channels of each group
+                og = w.shape[0] // groups
+                shift = np.einsum("oc,oc->o", err.sum(axis=(2, 3)),
+                                  np.repeat(mx, og, axis=0))
+            else:
+                shift = err @ mean_x
+            bias = (bias - shift).astype(np.float32)
         if op.kind == "conv":
             w_q = np.ascontiguousarray(w_q.transpose(0, 2, 3, 1))  # OIHW -> OHWI
         sw = np.broadcast_to(qp.scale, (w.shape[0],)).astype(np.float32)
@@ -147,7 +173,7 @@ class IntegerModel:
         return {"w_q": w_q, "w_scale": sw, "n_scales": qp.scale.size, "bits": bits, "lo": lo,
                 "hi": hi,
                 "mult": (atws / np.float32(sy)).astype(np.float32),
-                "bias_q": (op.params["bias"] / atws).astype(np.float32),
+                "bias_q": (bias / atws).astype(np.float32),
                 "packed": kernels.pack_weights(w_q) if op.kind == "linear" else None}
 
     def _flatten_source(self, name):
