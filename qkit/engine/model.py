@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qkit import kernels
+from qkit.engine.equalize import equalize
 from qkit.engine.graph import Op, trace
 from qkit.metrics import quantized_bytes
 from qkit.observers import OBSERVERS
@@ -35,10 +36,12 @@ class Scheme:
     per_channel: bool = True
     observer: str = "minmax"
     bias_correction: bool = False  # Nagel et al. 2019, empirical: see IntegerModel._weights
+    equalize: bool = False  # cross-layer equalization first (qkit.engine.equalize)
 
     @property
     def label(self) -> str:
-        extra = " + bias correction" if self.bias_correction else ""
+        extra = (" + CLE" if self.equalize else "") + (
+            " + bias correction" if self.bias_correction else "")
         return f"W{self.weight_bits}A8 {'per-channel' if self.per_channel else 'per-tensor'}{extra}"
 
 
@@ -47,6 +50,7 @@ SCHEMES = {
     "w8a8-per-channel": Scheme(8, per_channel=True),
     "w4a8-per-channel": Scheme(4, per_channel=True),
     "w8a8-per-tensor-bc": Scheme(8, per_channel=False, bias_correction=True),
+    "w8a8-per-tensor-cle-bc": Scheme(8, per_channel=False, bias_correction=True, equalize=True),
     "w4a8-per-channel-bc": Scheme(4, per_channel=True, bias_correction=True),
 }
 
@@ -100,6 +104,8 @@ class IntegerModel:
                    batch: int = 256) -> IntegerModel:
         """Trace, fold BN, calibrate activation ranges on ``calibration`` (NCHW), quantize."""
         ops, output = trace(model)
+        if scheme.equalize:
+            equalize(ops)
         im = cls(ops, output, scheme)
         im.calibrate(calibration, batch)
         im.quantize_weights()
