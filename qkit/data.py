@@ -200,3 +200,13 @@ def bbc_news() -> dict:
     return {"topics": topics,
             "x_train": split["train"][0], "y_train": np.array(split["train"][1]),
             "x_test": split["test"][0], "y_test": np.array(split["test"][1])}
+
+
+def signals() -> dict[str, np.ndarray]:
+    """Real 1-D signals bundled with PyWavelets: ``ecg`` (`pywt.data.ecg`, 1,024 samples of
+    an electrocardiogram) and ``nino`` (`pywt.data.nino`, 264 values of the El Nino
+    sea-surface temperature series)."""
+    import pywt.data
+
+    return {"ecg": np.asarray(pywt.data.ecg(), np.float64),
+            "nino": np.asarray(pywt.data.nino()[1], np.float64)}

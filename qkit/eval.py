@@ -105,7 +105,8 @@ def mobilenet_v2_rows(rounds: int = 5, batch: int = 16) -> list[Row]:
     fp32 = mv2.agreement(ref, ref)
     for scheme, logits, size, engine, key in candidates:
         agree = mv2.agreement(ref, logits)
-        for metric in ("top1_agreement", "top5_overlap", "logit_sqnr_db"):
+        for metric in ("top1_agreement", "top1_agreement_confident", "top5_overlap",
+                       "logit_sqnr_db"):
             rows.append(Row("mobilenet-v2", scheme, metric, agree[metric], fp32[metric], size,
                             round(latency[key] * 1e3, 3), engine))
     return rows

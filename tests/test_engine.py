@@ -234,3 +234,23 @@ def test_bbc_split_is_fixed():
     assert bbc["topics"] == ["business", "entertainment", "politics", "sports", "tech"]
     assert len(bbc["x_train"]) == 1558 and len(bbc["x_test"]) == 667
     assert np.bincount(bbc["y_test"]).tolist() == [153, 116, 125, 153, 120]
+
+
+def test_mixed_precision_per_layer_bits(models):
+    from qkit.engine import Scheme
+
+    x = torch.rand(8, 3, 12, 12)
+    model = models[0]
+    w8 = IntegerModel.from_float(model, x, Scheme(8))
+    mixed = IntegerModel.from_float(model, x, Scheme(8, layer_bits=(("c1", 4),)))
+    assert mixed.layers["c1"]["bits"] == 4 and mixed.layers["c3"]["bits"] == 8
+    assert np.abs(mixed.layers["c1"]["w_q"]).max() <= 7
+    assert mixed.size_bytes() < w8.size_bytes()
+
+
+def test_real_signals_and_digits():
+    s = data.signals()
+    assert s["ecg"].shape == (1024,) and s["nino"].shape == (264,)
+    assert np.isfinite(s["ecg"]).all() and s["ecg"].std() > 1
+    images, labels = data.digits()
+    assert images.shape == (1797, 8, 8) and images.max() == 16 and set(labels) == set(range(10))

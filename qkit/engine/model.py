@@ -37,6 +37,10 @@ class Scheme:
     observer: str = "minmax"
     bias_correction: bool = False  # Nagel et al. 2019, empirical: see IntegerModel._weights
     equalize: bool = False  # cross-layer equalization first (qkit.engine.equalize)
+    layer_bits: tuple = ()  # mixed precision: ((op name, weight bits), ...) overrides
+
+    def bits_for(self, name: str) -> int:
+        return dict(self.layer_bits).get(name, self.weight_bits)
 
     @property
     def label(self) -> str:
@@ -51,6 +55,8 @@ SCHEMES = {
     "w4a8-per-channel": Scheme(4, per_channel=True),
     "w8a8-per-tensor-bc": Scheme(8, per_channel=False, bias_correction=True),
     "w8a8-per-tensor-cle-bc": Scheme(8, per_channel=False, bias_correction=True, equalize=True),
+    "w8a8-per-channel-pct-bc": Scheme(8, per_channel=True, observer="percentile",
+                                      bias_correction=True),
     "w4a8-per-channel-bc": Scheme(4, per_channel=True, bias_correction=True),
 }
 
@@ -150,7 +156,7 @@ class IntegerModel:
                 c, h, wd = src
                 w = w.reshape(w.shape[0], c, h, wd).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
                 mean_x = mean_x.reshape(c, h, wd).transpose(1, 2, 0).ravel()
-        bits = self.scheme.weight_bits
+        bits = self.scheme.bits_for(op.name)
         qp = qparams_from_tensor(w, bits=bits, signed=True, symmetric=True, narrow_range=True,
                                  axis=0 if self.scheme.per_channel else None)
         w_q = kernels.quantize(w, qp).astype(np.int8)
