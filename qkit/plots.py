@@ -26,3 +26,63 @@ def weights_and_error(report: dict, w, axes=None):
              xlabel="w - dequantize(quantize(w))", ylabel="count")
     ax_w.figure.tight_layout()
     return {"sqnr_db": report["sqnr_db"], "max_abs_error": report["max_abs_error"]}
+
+
+def range_mapping(report: dict, x, ax=None):
+    """The data's histogram on the float axis, the integer grid's levels and its clip range."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 3.2))
+    x = np.asarray(x).ravel()
+    ax.hist(x, bins=200, color="tab:blue", alpha=0.8)
+    lo, hi = report["grid"]
+    ax.axvspan(x.min(), lo, color="tab:red", alpha=0.12)
+    ax.axvspan(hi, x.max(), color="tab:red", alpha=0.12)
+    n_levels = report["qmax"] - report["qmin"] + 1
+    if n_levels <= 64:  # draw every level; at 8 bits they would merge into a band
+        levels = (np.arange(report["qmin"], report["qmax"] + 1) - report["zero_point"])
+        for v in levels * report["scale"]:
+            ax.axvline(v, color="black", lw=0.6, alpha=0.5)
+    ax.axvline(0.0, color="tab:green", lw=1.5)
+    ax.set(title=f"scale {report['scale']:.4g}, zero point {report['zero_point']}, "
+                 f"grid [{lo:.3g}, {hi:.3g}] ({n_levels} levels)", xlabel="real value",
+           ylabel="count")
+    ax.figure.tight_layout()
+    return {k: report[k] for k in ("scale", "zero_point", "sqnr_db", "clipped_fraction")}
+
+
+def channel_ranges(report: dict, ax=None):
+    """Each output channel's [min, max] side by side, and its SQNR under both granularities."""
+    if ax is None:
+        _, ax = plt.subplots(1, 2, figsize=(11, 3.2))
+    ranges = report["ranges"]
+    idx = np.arange(len(ranges))
+    ax[0].vlines(idx, ranges[:, 0], ranges[:, 1], color="tab:blue", lw=2)
+    amax = np.abs(ranges).max()
+    ax[0].axhline(amax, color="tab:red", ls="--", lw=1, label="per-tensor grid edge")
+    ax[0].axhline(-amax, color="tab:red", ls="--", lw=1)
+    ax[0].set(title="weight range of each output channel", xlabel="channel", ylabel="value")
+    ax[0].legend(loc="lower right", fontsize=8)
+    for name, color in (("per-tensor", "tab:red"), ("per-channel", "tab:green")):
+        s = np.clip(report[name]["channel_sqnr_db"], -10, 80)
+        ax[1].plot(idx, s, ".", color=color, label=f"{name}: {report[name]['sqnr_db']:.1f} dB")
+    ax[1].set(title="SQNR of each channel", xlabel="channel", ylabel="dB")
+    ax[1].legend(fontsize=8)
+    ax[0].figure.tight_layout()
+    return {"per_tensor": report["per-tensor"]["sqnr_db"],
+            "per_channel": report["per-channel"]["sqnr_db"]}
+
+
+def observer_clips(x, clips: dict, ax=None):
+    """Histogram (log) of activations with each observer's clip range drawn over it."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 3.2))
+    ax.hist(np.asarray(x).ravel(), bins=300, color="tab:gray", log=True)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for (name, (lo, hi)), color in zip(clips.items(), colors, strict=False):
+        ax.axvline(lo, color=color, lw=1.5, label=name)
+        ax.axvline(hi, color=color, lw=1.5)
+    ax.legend(fontsize=8, ncols=len(clips))
+    ax.set(title="activations and the ranges the observers choose", xlabel="value",
+           ylabel="count (log)")
+    ax.figure.tight_layout()
+    return clips

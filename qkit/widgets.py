@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
+import numpy as np
 from IPython.display import display
 
+from qkit import kernels
 from qkit.compare import GRANULARITIES, quantize_report
+from qkit.qparams import qparams_from_range
 from qkit.plots import weights_and_error
 
 
@@ -57,3 +60,82 @@ def bits_explorer(w) -> Explorer:
     caption = ("<b>{bytes:,}</b> bytes (fp32: {fp32_bytes:,}) &nbsp; SQNR <b>{sqnr_db:.1f} dB</b>"
                " &nbsp; max |error| {max_abs_error:.4f}")
     return Explorer(controls, draw, caption)
+
+
+def range_explorer(x) -> Explorer:
+    """Bits, signedness, symmetry, narrow range and clipping for the data ``x``, live."""
+    from qkit.mapping import map_range
+    from qkit.plots import range_mapping
+
+    controls = {
+        "bits": W.IntSlider(value=4, min=2, max=8, description="bits", continuous_update=False),
+        "signed": W.Checkbox(value=False, description="signed"),
+        "symmetric": W.Checkbox(value=False, description="symmetric"),
+        "narrow_range": W.Checkbox(value=False, description="narrow range"),
+        "clip_percent": W.FloatSlider(value=100.0, min=90.0, max=100.0, step=0.1,
+                                      description="keep %", continuous_update=False),
+    }
+
+    def draw(bits, signed, symmetric, narrow_range, clip_percent):
+        report = map_range(x, bits, signed, symmetric, narrow_range, clip_percent)
+        fig, ax = plt.subplots(figsize=(10, 3.2))
+        numbers = range_mapping(report, x, ax)
+        numbers.update(rounding_mse=report["rounding_mse"], clipping_mse=report["clipping_mse"])
+        return fig, numbers
+
+    caption = ("SQNR <b>{sqnr_db:.1f} dB</b> &nbsp; rounding MSE {rounding_mse:.3g} &nbsp; "
+               "clipping MSE {clipping_mse:.3g} &nbsp; clipped {clipped_fraction:.2%}")
+    return Explorer(controls, draw, caption)
+
+
+def granularity_explorer(weights: dict) -> Explorer:
+    """Pick a real weight tensor and a bit width: per-tensor vs per-channel, channel by channel."""
+    from qkit.mapping import channel_report
+    from qkit.plots import channel_ranges
+
+    controls = {
+        "layer": W.Dropdown(options=list(weights), description="layer"),
+        "bits": W.IntSlider(value=8, min=2, max=8, description="bits", continuous_update=False),
+    }
+
+    def draw(layer, bits):
+        fig, ax = plt.subplots(1, 2, figsize=(11, 3.2))
+        return fig, channel_ranges(channel_report(weights[layer], bits), ax)
+
+    return Explorer(controls, draw, "SQNR per-tensor <b>{per_tensor:.1f} dB</b>, per-channel "
+                                    "<b>{per_channel:.1f} dB</b>")
+
+
+def observer_ranges(x, bits: int = 8) -> dict:
+    """The range each calibration observer picks for ``x`` and the MSE of that grid."""
+    from qkit.observers import OBSERVERS, ACIQObserver, EntropyObserver, MSEObserver
+
+    makers = {"min-max": OBSERVERS["minmax"], "percentile 99.99": OBSERVERS["percentile"],
+              "MSE": lambda: MSEObserver(bits), "KL (TensorRT)": lambda: EntropyObserver(bits),
+              "ACIQ Laplace": lambda: ACIQObserver(bits, "laplace")}
+    signed = bool(np.min(x) < 0)
+    out = {}
+    for name, make in makers.items():
+        lo, hi = make().update(x).range()
+        qp = qparams_from_range(lo, hi, bits=bits, signed=signed, symmetric=signed)
+        err = np.asarray(x, np.float64) - kernels.fake_quantize(x, qp)
+        out[name] = {"range": (float(lo), float(hi)), "mse": float(np.mean(err**2))}
+    return out
+
+
+def observer_explorer(x) -> Explorer:
+    """Real activations with the clip points of min-max, percentile, MSE, KL and ACIQ."""
+    from qkit.plots import observer_clips
+
+    controls = {"bits": W.IntSlider(value=8, min=2, max=8, description="bits",
+                                    continuous_update=False)}
+
+    def draw(bits):
+        ranges = observer_ranges(x, bits)
+        fig, ax = plt.subplots(figsize=(10, 3.2))
+        observer_clips(x, {k: v["range"] for k, v in ranges.items()}, ax)
+        best = min(ranges, key=lambda k: ranges[k]["mse"])
+        table = " &nbsp; ".join(f"{k}: {v['mse']:.3g}" for k, v in ranges.items())
+        return fig, {"ranges": ranges, "best": best, "table": table}
+
+    return Explorer(controls, draw, "MSE at this bit width: {table} &nbsp; best: <b>{best}</b>")
