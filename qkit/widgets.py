@@ -13,8 +13,8 @@ from IPython.display import display
 
 from qkit import kernels
 from qkit.compare import GRANULARITIES, quantize_report
-from qkit.qparams import qparams_from_range
 from qkit.plots import weights_and_error
+from qkit.qparams import qparams_from_range
 
 
 class Explorer(W.VBox):
