@@ -86,3 +86,35 @@ def observer_clips(x, clips: dict, ax=None):
            ylabel="count (log)")
     ax.figure.tight_layout()
     return clips
+
+
+def error_histogram(stats: dict, ax=None):
+    """Histogram of the quantization error (as a density) against the uniform model's."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.2))
+    e, step = stats["error"], stats["step"]
+    inside = e[np.abs(e) <= step]
+    ax.hist(inside, bins=60, density=True, color="tab:orange", alpha=0.8, label="measured")
+    ax.hlines(1 / step, -step / 2, step / 2, color="black", lw=2, label="uniform model")
+    ax.set(title=f"{stats['bits']} bits: error / (Δ²/12) = "
+                 f"{stats['variance'] / stats['uniform_variance']:.2f}, mean {stats['mean']:.2g}",
+           xlabel="x̂ - x", ylabel="density")
+    ax.legend(fontsize=8)
+    return {"variance_ratio": stats["variance"] / stats["uniform_variance"],
+            "mean": stats["mean"], "sqnr_db": stats["sqnr_db"]}
+
+
+def sqnr_curve(bits, measured, current: int | None = None, ax=None, label="measured"):
+    """Measured SQNR against bits, with the 6.02·b + 1.76 dB line."""
+    from qkit.metrics import theoretical_sqnr_db
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.2))
+    bits = np.asarray(bits)
+    ax.plot(bits, measured, "o-", label=label)
+    ax.plot(bits, [theoretical_sqnr_db(b) for b in bits], "k--", label="6.02 b + 1.76 dB")
+    if current is not None:
+        ax.axvline(current, color="tab:red", lw=1)
+    ax.set(xlabel="bits", ylabel="SQNR (dB)", title="SQNR per bit")
+    ax.legend(fontsize=8)
+    return {"slope_db_per_bit": float(np.polyfit(bits, measured, 1)[0])}

@@ -139,3 +139,56 @@ def observer_explorer(x) -> Explorer:
         return fig, {"ranges": ranges, "best": best, "table": table}
 
     return Explorer(controls, draw, "MSE at this bit width: {table} &nbsp; best: <b>{best}</b>")
+
+
+def noise_explorer(signals: dict) -> Explorer:
+    """Pick a real signal, a bit width and a rounding mode: the error against its theory."""
+    from qkit.noise import error_stats, sqnr_vs_bits
+    from qkit.plots import error_histogram, sqnr_curve
+
+    curves = {name: sqnr_vs_bits(x) for name, x in signals.items()}
+    controls = {
+        "signal": W.Dropdown(options=list(signals), description="signal"),
+        "bits": W.IntSlider(value=4, min=2, max=10, description="bits", continuous_update=False),
+        "rounding": W.Dropdown(options=["half_even", "floor", "stochastic"],
+                               description="rounding"),
+    }
+
+    def draw(signal, bits, rounding):
+        stats = error_stats(signals[signal], bits, rounding)
+        fig, ax = plt.subplots(1, 2, figsize=(11, 3.2))
+        numbers = error_histogram(stats, ax[0])
+        numbers.update(sqnr_curve(*curves[signal], current=bits, ax=ax[1], label=signal))
+        numbers["theory_db"] = stats["theory_db"]
+        fig.tight_layout()
+        return fig, numbers
+
+    caption = ("SQNR <b>{sqnr_db:.1f} dB</b> (theory {theory_db:.1f}) &nbsp; error variance / "
+               "(Δ²/12) = {variance_ratio:.2f} &nbsp; mean error {mean:.3g} &nbsp; slope "
+               "{slope_db_per_bit:.2f} dB/bit")
+    return Explorer(controls, draw, caption)
+
+
+def image_explorer(img) -> Explorer:
+    """A real photo at 1..8 bits per pixel, next to its error."""
+    from qkit.noise import image_at_bits
+
+    controls = {"bits": W.IntSlider(value=3, min=1, max=8, description="bits",
+                                    continuous_update=False)}
+
+    def draw(bits):
+        shown = image_at_bits(img, bits) if bits > 1 else (img >= 128).astype(np.uint8) * 255
+        err = shown.astype(np.int16) - img.astype(np.int16)
+        fig, ax = plt.subplots(1, 2, figsize=(7, 3.2), dpi=72)
+        ax[0].imshow(shown, cmap="gray", vmin=0, vmax=255)
+        ax[0].set_title(f"{bits} bits: {2 ** bits} grey levels")
+        ax[1].imshow(err, cmap="coolwarm", vmin=-64, vmax=64)
+        ax[1].set_title("error")
+        for a in ax:
+            a.axis("off")
+        fig.tight_layout()
+        from qkit.metrics import sqnr_db
+
+        return fig, {"sqnr_db": sqnr_db(img.astype(np.float32), shown.astype(np.float32))}
+
+    return Explorer(controls, draw, "SQNR <b>{sqnr_db:.1f} dB</b>")

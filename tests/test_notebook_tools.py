@@ -9,7 +9,7 @@ from qkit import data, exercises, widgets
 
 def test_reference_solutions_pass(capsys):
     assert exercises.check_all() == 0
-    assert "3 passed, 0 failed" in capsys.readouterr().out
+    assert f"{len(exercises.SOLUTIONS)} passed, 0 failed" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("scale,zp,hint", [
@@ -104,3 +104,69 @@ def test_observer_explorer():
     ranges = ex.result["ranges"]
     assert ranges["MSE"]["mse"] < ranges["min-max"]["mse"]  # clipping pays at 4 bits
     assert ex.result["best"] != "min-max"
+
+
+# --- notebook 02 ----------------------------------------------------------------------------
+
+
+def _sine():
+    t = np.linspace(0, 200 * np.pi, 50_000, endpoint=False)
+    return np.sin(t).astype(np.float32)
+
+
+def test_noise_follows_the_uniform_model_on_a_sine():
+    from qkit.noise import error_stats, sqnr_vs_bits
+
+    stats = error_stats(_sine(), 8)
+    assert 0.9 < stats["variance"] / stats["uniform_variance"] < 1.1
+    assert abs(stats["mean"]) < stats["step"] / 50
+    bits, measured = sqnr_vs_bits(_sine(), range(4, 11))
+    slope = np.polyfit(bits, measured, 1)[0]
+    assert 5.7 < slope < 6.3  # dB per bit
+
+
+def test_rounding_modes_bias():
+    from qkit.noise import error_stats
+
+    x = _sine()
+    floor = error_stats(x, 6, "floor")
+    stochastic = error_stats(x, 6, "stochastic")
+    assert floor["mean"] < -0.3 * floor["step"]  # floor always rounds down
+    assert abs(stochastic["mean"]) < 0.05 * stochastic["step"]  # unbiased on average
+    assert stochastic["variance"] > error_stats(x, 6)["variance"]  # but noisier
+
+
+def test_clipping_curve_finds_the_aciq_region():
+    from qkit.noise import clipping_curve
+
+    x = np.random.default_rng(0).laplace(size=30_000).astype(np.float32)
+    c = clipping_curve(x, 4, np.linspace(1, 10, 91))
+    assert 3.5 < c["best_alpha"] / c["laplace_b"] < 7.0  # ACIQ: 5.03 b at 4 bits
+    assert c["measured"].argmin() not in (0, len(c["alphas"]) - 1)
+
+
+def test_noise_and_image_explorers():
+    from qkit.noise import image_at_bits
+
+    ex = widgets.noise_explorer({"sine": _sine(), "ecg": data.signals()["ecg"]})
+    _drive(ex)
+    ex.controls["signal"].value, ex.controls["bits"].value = "sine", 8
+    ex.controls["rounding"].value = "half_even"
+    assert abs(ex.result["sqnr_db"] - ex.result["theory_db"]) < 1.5
+    img = data.photos()["camera"][:, :, 0]
+    im = widgets.image_explorer(img)
+    _drive(im)
+    im.controls["bits"].value = 8
+    assert im.result["sqnr_db"] == np.inf
+    assert np.unique(image_at_bits(img, 2)).size <= 4
+
+
+def test_noise_exercise_mistakes():
+    assert not exercises.sqnr_theory(6, 6.02 * 6)
+    assert "1.76" in exercises.sqnr_theory(6, 6.02 * 6).message
+    fb = exercises.noise_power(lambda step: step**2 / 4)
+    assert not fb and "Δ²/12" in fb.message
+    fb = exercises.best_clip(lambda x, bits: float(np.abs(x).max()))
+    assert not fb and "min-max" in fb.message
+    fb = exercises.best_clip(lambda x, bits: 0.6)
+    assert not fb and "least MSE" in fb.message
