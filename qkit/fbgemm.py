@@ -244,3 +244,35 @@ def from_torch(module) -> FbgemmLayer:
                 "dilation": tuple(module.dilation), "groups": int(module.groups)}
     return FbgemmLayer(w, w_scale, w_zp, float(module.scale), int(module.zero_point), bias,
                        relu=name.endswith("ReLU") or name == "ConvReLU2d", conv=conv)
+
+
+def random_torch_linear(k: int = 256, n: int = 64, m: int = 32, seed: int = 0,
+                        per_channel: bool = True):
+    """A PyTorch quantized Linear with random weights and uint8 inputs over all of [0, 255].
+
+    Returns ``(module, x_q, x_scale, x_zero_point, y_torch)`` with ``y_torch`` PyTorch's uint8
+    output; for notebooks and tests (needs ``torch.ao``; PyTorch's deprecation warnings muted).
+    """
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import torch.ao.nn.quantized as nnq
+
+        torch.backends.quantized.engine = "fbgemm"
+        rng = np.random.default_rng(seed)
+        w = torch.from_numpy(rng.standard_normal((n, k)).astype(np.float32))
+        if per_channel:
+            wq = torch.quantize_per_channel(w, torch.from_numpy(rng.uniform(0.01, 0.03, n)),
+                                            torch.zeros(n, dtype=torch.long), 0, torch.qint8)
+        else:
+            wq = torch.quantize_per_tensor(w, 0.02, 0, torch.qint8)
+        mod = nnq.Linear(k, n)
+        mod.set_weight_bias(wq, torch.from_numpy(rng.standard_normal(n).astype(np.float32)))
+        mod.scale, mod.zero_point = 0.5, 128
+        x_q = rng.integers(0, 256, (m, k)).astype(np.uint8)
+        x_scale, x_zp = 0.02, 3
+        y = mod(torch._make_per_tensor_quantized_tensor(torch.from_numpy(x_q), x_scale, x_zp))
+        return mod, x_q, x_scale, x_zp, y.int_repr().numpy()

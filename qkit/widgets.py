@@ -192,3 +192,37 @@ def image_explorer(img) -> Explorer:
         return fig, {"sqnr_db": sqnr_db(img.astype(np.float32), shown.astype(np.float32))}
 
     return Explorer(controls, draw, "SQNR <b>{sqnr_db:.1f} dB</b>")
+
+
+def requant_explorer() -> Explorer:
+    """A real multiplier m becomes M0 * 2^(shift-31): watch fixed point against exact rounding."""
+    from fractions import Fraction
+
+    from qkit.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
+
+    controls = {
+        "log10_m": W.FloatSlider(value=-2.5, min=-6.0, max=0.5, step=0.05,
+                                 description="log10 m", continuous_update=False),
+        "acc": W.IntSlider(value=12345, min=-200_000, max=200_000, step=1,
+                           description="int32 acc", continuous_update=False),
+    }
+
+    def draw(log10_m, acc):
+        m = 10.0**log10_m
+        m0, shift = quantize_multiplier(m)
+        sweep = np.arange(acc - 2000, acc + 2001)
+        fixed = multiply_by_quantized_multiplier(sweep, m0, shift).astype(np.int64)
+        exact = np.floor(sweep * m + 0.5)  # round half up: a reference in float64
+        fig, ax = plt.subplots(figsize=(10, 3.0))
+        ax.plot(sweep, fixed - exact, ".", ms=2)
+        ax.set(title=f"m = {m:.6g} = {m0} x 2^({shift} - 31): fixed point minus exact rounding",
+               xlabel="accumulator", ylabel="difference")
+        fig.tight_layout()
+        value = int(multiply_by_quantized_multiplier(acc, m0, shift))
+        exact_value = Fraction(acc) * Fraction(m)
+        return fig, {"m0": m0, "shift": shift, "fixed": value,
+                     "exact": float(exact_value), "max_diff": int(np.abs(fixed - exact).max())}
+
+    caption = ("M0 = <b>{m0}</b>, shift = <b>{shift}</b> &nbsp; acc x m = {exact:.3f} -> fixed "
+               "point <b>{fixed}</b> &nbsp; largest difference in the sweep: {max_diff}")
+    return Explorer(controls, draw, caption)

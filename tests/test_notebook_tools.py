@@ -170,3 +170,31 @@ def test_noise_exercise_mistakes():
     assert not fb and "min-max" in fb.message
     fb = exercises.best_clip(lambda x, bits: 0.6)
     assert not fb and "least MSE" in fb.message
+
+
+# --- notebook 03 ----------------------------------------------------------------------------
+
+
+def test_requant_explorer_stays_within_one_of_exact():
+    ex = widgets.requant_explorer()
+    _drive(ex)
+    for log10_m in (-6.0, -3.3, -1.0, 0.0, 0.5):
+        ex.controls["log10_m"].value = log10_m
+        assert ex.result["max_diff"] <= 1 and 2**30 <= ex.result["m0"] < 2**31
+
+
+def test_integer_arithmetic_exercise_mistakes():
+    fb = exercises.zero_point_correction(
+        lambda x, w, zx, zw: (x * w).sum() - zw * x.sum() - zx * w.sum())
+    assert not fb and "K * zx * zw" in fb.message
+    assert "-128" in exercises.overflow_bound((2**31 - 1) // (255 * 127)).message
+    assert not exercises.multiplier_by_hand(round(0.3 * 2**31), -1)
+    assert "frexp" in exercises.multiplier_by_hand(1288490189, 0).message
+
+
+def test_random_torch_linear_matches_on_this_cpu():
+    pytest.importorskip("torch.ao.nn.quantized")
+    from qkit import fbgemm
+
+    module, x_q, sx, zx, y = fbgemm.random_torch_linear(k=64, n=16, m=8)
+    assert np.array_equal(fbgemm.from_torch(module)(x_q, sx, zx), y)
