@@ -226,3 +226,33 @@ def requant_explorer() -> Explorer:
     caption = ("M0 = <b>{m0}</b>, shift = <b>{shift}</b> &nbsp; acc x m = {exact:.3f} -> fixed "
                "point <b>{fixed}</b> &nbsp; largest difference in the sweep: {max_diff}")
     return Explorer(controls, draw, caption)
+
+
+def speed_explorer(peak_gops: float | None = None) -> Explorer:
+    """Choose a GEMM shape; measure every version's GOP/s (timings vary from run to run)."""
+    from qkit import speed
+
+    controls = {
+        "m": W.SelectionSlider(options=[1, 4, 16, 64, 256, 1024], value=256, description="M"),
+        "k": W.SelectionSlider(options=[128, 256, 512, 1024, 2048], value=512, description="K"),
+        "n": W.SelectionSlider(options=[128, 256, 512, 1024, 2048], value=512, description="N"),
+    }
+    for c in controls.values():
+        c.continuous_update = False
+
+    def draw(m, k, n):
+        measured = speed.gops(m, k, n)
+        fig, ax = plt.subplots(figsize=(9, 3.0))
+        names = list(measured)
+        ax.barh(names, [measured[x] for x in names], color="tab:blue")
+        if peak_gops:
+            ax.axvline(peak_gops, color="tab:red", ls="--", label="int8 peak, one core")
+            ax.legend(fontsize=8)
+        ax.set(xlabel="GOP/s", title=f"({m} x {k}) @ ({k} x {n}), 2 threads")
+        fig.tight_layout()
+        best = max(measured, key=measured.get)
+        return fig, {"gops": measured, "best": best,
+                     "intensity": speed.arithmetic_intensity(m, k, n, 1, 1)}
+
+    return Explorer(controls, draw, "fastest: <b>{best}</b> &nbsp; int8 arithmetic intensity "
+                                    "{intensity:.1f} ops/byte")

@@ -198,3 +198,24 @@ def test_random_torch_linear_matches_on_this_cpu():
 
     module, x_q, sx, zx, y = fbgemm.random_torch_linear(k=64, n=16, m=8)
     assert np.array_equal(fbgemm.from_torch(module)(x_q, sx, zx), y)
+
+
+# --- notebook 04 ----------------------------------------------------------------------------
+
+
+def test_speed_versions_agree_and_explorer_runs():
+    from qkit import speed
+
+    speed.versions(5, 33, 17, python=True)  # raises if any version differs
+    ex = widgets.speed_explorer(peak_gops=100.0)
+    ex.controls["m"].value, ex.controls["k"].value, ex.controls["n"].value = 1, 128, 128
+    assert set(ex.result["gops"]) >= {"qkit int8 (packed)", "numpy fp32"}
+    assert all(v > 0 for v in ex.result["gops"].values())
+    assert speed.arithmetic_intensity(1, 4096, 4096, 1, 1) < 2.1  # GEMV: ~2 ops per byte
+    assert speed.arithmetic_intensity(1024, 1024, 1024, 1, 1) > 300
+
+
+def test_speed_exercise_mistakes():
+    assert "multiply-adds" in exercises.ops_count(128 * 384 * 1536).message
+    assert not exercises.gemv_bytes_ratio(2)
+    assert "not the limit" in exercises.roofline(400).message
