@@ -237,3 +237,28 @@ def main(argv=None) -> int:
               "MobileNetV2 has no labels offline: values are agreement with fp32 on 96 real "
               "photos and seeded crops (calibrated on the other half of the set's images).")
     return 0
+
+
+def mnist_tour(rounds: int = 5) -> dict:
+    """The MNIST CNN in fp32 and as W8A8 integers: accuracy, bytes, energy estimate, latency."""
+    import torch
+
+    from qkit import data, energy
+    from qkit.models import mnist_cnn
+
+    model = mnist_cnn.load()
+    split = data.mnist5k()
+    calib = mnist_cnn.to_input(split["x_train"][:CALIBRATION])
+    x, y = mnist_cnn.to_input(split["x_test"]), split["y_test"]
+    im = IntegerModel.from_float(model, calib, SCHEMES["w8a8-per-channel"])
+    with torch.no_grad():
+        fp32_acc = float((model(x).numpy().argmax(1) == y).mean())
+        batch = x[:BATCH]
+        latency = measure({"fp32": lambda: model(batch), "int8": lambda: im(batch)}, rounds)
+    macs, acts = energy.model_counts(im.ops, im.shapes)
+    fp32_bytes = sum(p.numel() * 4 for p in model.parameters())
+    return {"fp32_accuracy": fp32_acc, "int8_accuracy": float((im(x).argmax(1) == y).mean()),
+            "fp32_bytes": fp32_bytes, "int8_bytes": im.size_bytes(), "macs": macs,
+            "fp32_energy": energy.estimate(macs, fp32_bytes, 4 * acts, "fp32"),
+            "int8_energy": energy.estimate(macs, im.size_bytes(), acts, "int8"),
+            "fp32_ms": latency["fp32"] * 1e3, "int8_ms": latency["int8"] * 1e3}

@@ -50,7 +50,9 @@ def test_per_channel_mistakes(fn, hint):
 
 def _ends_and_middle(control):
     if hasattr(control, "options"):
-        return list(control.options)
+        options = list(control.options)
+        return options if len(options) <= 3 else [options[0], options[len(options) // 2],
+                                                   options[-1]]
     if isinstance(control.value, bool):
         return [False, True]
     lo, hi = control.min, control.max
@@ -208,6 +210,7 @@ def test_speed_versions_agree_and_explorer_runs():
 
     speed.versions(5, 33, 17, python=True)  # raises if any version differs
     ex = widgets.speed_explorer(peak_gops=100.0)
+    _drive(ex)
     ex.controls["m"].value, ex.controls["k"].value, ex.controls["n"].value = 1, 128, 128
     assert set(ex.result["gops"]) >= {"qkit int8 (packed)", "numpy fp32"}
     assert all(v > 0 for v in ex.result["gops"].values())
@@ -219,3 +222,20 @@ def test_speed_exercise_mistakes():
     assert "multiply-adds" in exercises.ops_count(128 * 384 * 1536).message
     assert not exercises.gemv_bytes_ratio(2)
     assert "not the limit" in exercises.roofline(400).message
+
+
+# --- notebook 00 ----------------------------------------------------------------------------
+
+
+def test_welcome_exercise_mistakes_and_energy():
+    from qkit import energy
+
+    assert "add the scales" in exercises.int8_bytes(1000 * 1280).message
+    assert "that is fp32" in exercises.int8_bytes(4 * 1000 * 1280).message
+    assert "quarters" in exercises.db_per_bit(3.01).message
+    assert not exercises.mac_energy_ratio(4.0)
+    fp32 = energy.estimate(10**6, 4 * 10**5, 10**5, "fp32")
+    int8 = energy.estimate(10**6, 10**5, 10**5 // 4, "int8")
+    assert int8["total_uj"] < fp32["total_uj"] / 3
+    with pytest.raises(ValueError, match="precision"):
+        energy.estimate(1, 1, 1, "fp16")
