@@ -24,8 +24,9 @@ $(STAMP): pyproject.toml requirements/constraints.txt requirements/models.txt
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
-## Every test: unit tests, doctests (qkit and README), every notebook under nbval,
-## then the kernel tests again with the JIT switched off.
+## Every test: unit tests, doctests (qkit and README), every notebook under nbval, every
+## notebook in JupyterLab in headless Chromium (skipped without `chromium`), then the kernel
+## tests again with the JIT switched off.
 test: $(STAMP)
 	$(BIN)/ruff check qkit tests
 	timeout 3000 $(BIN)/pytest -q --nbval --nbval-current-env --nbval-cell-timeout=300 \

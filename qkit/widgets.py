@@ -33,9 +33,10 @@ class Explorer(W.VBox):
 
     def _update(self, change=None):
         values = {k: c.value for k, c in self.controls.items()}
-        if self.figure is not None:
-            plt.close(self.figure)
         self.figure, self.result = self.draw(**values)
+        # closed for pyplot (the Figure object stays usable): otherwise the inline backend would
+        # show it a second time, below the widget, when the cell finishes
+        plt.close(self.figure)
         self.label.value = self.caption.format(**self.result) if self.caption else ""
         with self.out:
             self.out.clear_output(wait=True)

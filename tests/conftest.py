@@ -20,6 +20,7 @@ settings.load_profile("qkit")
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "nojit: also run with NUMBA_DISABLE_JIT=1 (make test)")
+    config.addinivalue_line("markers", "browser: JupyterLab in headless Chromium (make test)")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,0 +1,98 @@
+"""Every notebook, opened in JupyterLab in a real (headless) browser: run all cells, wait for
+the kernel, move the main explorer's first slider and check that its plot really changes."""
+
+import hashlib
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, TOKEN
+
+pytestmark = pytest.mark.browser
+
+NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
+BAD_TEXT = ("Error displaying widget", "Loading widget...")
+
+
+def _wait(page, predicate_js: str, timeout: float, what: str) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if page.evaluate(predicate_js):
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+KERNEL_IDLE = """() => {
+  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+  return !!k && k.status === 'idle';
+}"""
+
+ALL_RUN = """() => {
+  const w = window.jupyterapp.shell.currentWidget;
+  const cells = w.content.widgets.filter(c => c.model.type === 'code');
+  return cells.length > 0 && cells.every(c => c.model.executionCount !== null);
+}"""
+
+
+def _first_explorer_image(page):
+    """The src of the image drawn by the widget that holds the first slider, and its handle."""
+    handle = page.locator(".jp-OutputArea .noUi-handle").first
+    handle.wait_for(timeout=60_000)
+    src = handle.evaluate("""h => {
+      const out = h.closest('.widget-vbox') || h.closest('.jp-OutputArea-output');
+      const img = out && out.querySelector('img');
+      return img ? img.src : null;
+    }""")
+    return handle, src
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_runs_and_its_explorer_responds(browser, lab_url, shots, name):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    t0 = time.time()
+    # a fresh workspace per notebook: otherwise JupyterLab reopens the previous test's tab
+    workspace = Path(name).stem.replace("_", "-")
+    page.goto(f"{lab_url}/lab/workspaces/{workspace}/tree/{name}?reset&token={TOKEN}")
+    _wait(page, KERNEL_IDLE, 90, "the kernel to start")
+    # the committed notebook carries outputs and execution counts: clear them first, so that
+    # "every cell has run" means this run
+    page.evaluate("window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
+    _wait(page, """() => window.jupyterapp.shell.currentWidget.content.widgets.every(
+        c => c.model.type !== 'code' || c.model.executionCount === null)""", 30, "cleared cells")
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    _wait(page, ALL_RUN, 180, "every code cell to run")
+    _wait(page, KERNEL_IDLE, 180, "the kernel to finish")
+    ran = time.time() - t0
+    try:
+        handle, before = _first_explorer_image(page)
+    except Exception:
+        page.screenshot(path=str(shots / f"{Path(name).stem}-failure.png"), full_page=True)
+        raise
+    assert before, f"{name}: the first explorer shows no plot"
+    handle.scroll_into_view_if_needed()
+    handle.focus()
+    page.keyboard.press("ArrowLeft")  # every main explorer starts above its slider's minimum
+    _wait(page, KERNEL_IDLE, 60, "the redraw")
+    deadline = time.time() + 30
+    after = before
+    while time.time() < deadline and after == before:
+        time.sleep(0.3)
+        after = _first_explorer_image(page)[1]
+    assert after != before, f"{name}: moving the slider did not change the plot"
+    text = page.inner_text("body")
+    for bad in BAD_TEXT:
+        assert bad not in text, f"{name}: '{bad}' is on the page"
+    assert page.locator("[data-mime-type='application/vnd.jupyter.error']").count() == 0, \
+        f"{name}: a cell shows an error"
+    page.screenshot(path=str(shots / f"{Path(name).stem}.png"), full_page=False)  # explorer in view
+    print(f"{name}: ran in {ran:.1f} s; plot changed "
+          f"({hashlib.sha1(before.encode()).hexdigest()[:8]} -> "
+          f"{hashlib.sha1(after.encode()).hexdigest()[:8]})")
+    page.close()
+    assert not errors, f"{name}: browser console errors: {errors[:5]}"
