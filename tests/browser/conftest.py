@@ -90,3 +90,20 @@ def shots() -> Path:
     out = ROOT / "build" / "screenshots"
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+@pytest.fixture(scope="session")
+def voila_url(notebooks_copy, tmp_path_factory):
+    pytest.importorskip("voila", reason="voila is not installed")
+    tmp = tmp_path_factory.mktemp("voila")
+    port = _free_port()
+    cmd = [sys.executable, "-m", "voila", "--no-browser", f"--port={port}",
+           "--Voila.ip=127.0.0.1", "--ServerApp.allow_root=True", str(notebooks_copy)]
+    log = open(tmp / "voila.log", "w")
+    proc = subprocess.Popen(cmd, env=_env(tmp), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -37,10 +37,10 @@ ALL_RUN = """() => {
 }"""
 
 
-def _first_explorer_image(page):
+def _first_explorer_image(page, root=".jp-OutputArea"):
     """The src of the image drawn by the widget that holds the first slider, and its handle."""
-    handle = page.locator(".jp-OutputArea .noUi-handle").first
-    handle.wait_for(timeout=60_000)
+    handle = page.locator(f"{root} .noUi-handle").first
+    handle.wait_for(timeout=120_000)
     src = handle.evaluate("""h => {
       const out = h.closest('.widget-vbox') || h.closest('.jp-OutputArea-output');
       const img = out && out.querySelector('img');
