@@ -92,18 +92,29 @@ def shots() -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
-def voila_url(notebooks_copy, tmp_path_factory):
+@pytest.fixture
+def voila_app(notebooks_copy, tmp_path):
+    """Start Voila on one notebook (a fresh server each time: no state from earlier renders)."""
     pytest.importorskip("voila", reason="voila is not installed")
-    tmp = tmp_path_factory.mktemp("voila")
-    port = _free_port()
-    cmd = [sys.executable, "-m", "voila", "--no-browser", f"--port={port}",
-           "--Voila.ip=127.0.0.1", "--ServerApp.allow_root=True", str(notebooks_copy)]
-    log = open(tmp / "voila.log", "w")
-    proc = subprocess.Popen(cmd, env=_env(tmp), stdout=log, stderr=subprocess.STDOUT)
-    try:
-        _wait_http(f"http://127.0.0.1:{port}/")
-        yield f"http://127.0.0.1:{port}"
-    finally:
+    procs = []
+
+    def start(name: str) -> str:
+        port = _free_port()
+        cmd = [sys.executable, "-m", "voila", "--no-browser", f"--port={port}",
+               "--Voila.ip=127.0.0.1", "--ServerApp.allow_root=True", str(notebooks_copy / name)]
+        log = open(tmp_path / "voila.log", "w")
+        procs.append(subprocess.Popen(cmd, env=_env(tmp_path), stdout=log,
+                                      stderr=subprocess.STDOUT))
+        deadline = time.time() + 60  # wait for the port: GET / would already render
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.3)
+        return f"http://127.0.0.1:{port}/"
+
+    yield start
+    for proc in procs:
         proc.terminate()
         proc.wait(timeout=30)
