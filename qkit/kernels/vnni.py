@@ -391,14 +391,21 @@ class PackedWeights:
         return self.panels.shape[1]
 
 
+def unsigned_rows(a: np.ndarray, width: int) -> tuple[np.ndarray, int]:
+    """``a`` (M,K) as unsigned bytes padded with zeros to ``width`` columns, and the shift used:
+    int8 becomes ``a + 128`` (``vpdpbusd`` wants unsigned activations), corrected later."""
+    a_u = np.zeros((a.shape[0], width), np.uint8)
+    if a.dtype == np.int8:
+        a_u[:, :a.shape[1]] = a.view(np.uint8) ^ np.uint8(0x80)
+        return a_u, 128
+    a_u[:, :a.shape[1]] = a
+    return a_u, 0
+
+
 def gemm_vnni(a: np.ndarray, pw: PackedWeights) -> np.ndarray:
     """``a @ w.T`` for checked operands (see `qkit.kernels.gemm_packed`)."""
-    m, k = a.shape
-    a_u = np.zeros((m, 4 * pw.kq), np.uint8)
-    if a.dtype == np.int8:
-        a_u[:, :k] = a.view(np.uint8) ^ np.uint8(0x80)  # a + 128, as unsigned
-    else:
-        a_u[:, :k] = a
+    m = a.shape[0]
+    a_u, _ = unsigned_rows(a, 4 * pw.kq)
     out = _out_rows(m, pw, np.int32)
     _gemm_vnni(a_u, pw.panels, out, pw.kq)
     out = _valid(out, pw.n)
@@ -410,13 +417,8 @@ def gemm_vnni(a: np.ndarray, pw: PackedWeights) -> np.ndarray:
 def qgemm_vnni(a: np.ndarray, pw: PackedWeights, x_zero_point: int, mult: np.ndarray,
                bias: np.ndarray, zp: int, lo: int, hi: int, out_dtype) -> np.ndarray:
     """Fused ``requantize_float(a @ w.T - zx * colsum, ...)`` for checked operands."""
-    m, k = a.shape
-    a_u = np.zeros((m, 4 * pw.kq), np.uint8)
-    shift = 0
-    if a.dtype == np.int8:
-        a_u[:, :k], shift = a.view(np.uint8) ^ np.uint8(0x80), 128
-    else:
-        a_u[:, :k] = a
+    m = a.shape[0]
+    a_u, shift = unsigned_rows(a, 4 * pw.kq)
     n_pad = pw.panels.shape[0] * NR
     col_off = np.zeros(n_pad, np.int32)
     col_off[:pw.n] = (-(int(x_zero_point) + shift) * pw.col_sums.astype(np.int64)).astype(np.int32)

@@ -16,7 +16,7 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-from qkit.kernels.vnni import NR, _store_int32
+from qkit.kernels.vnni import NR, _out_rows, _store_int32, _valid, unsigned_rows
 
 _I8, _I32 = ir.IntType(8), ir.IntType(32)
 _V16 = ir.VectorType(_I32, 16)
@@ -131,14 +131,10 @@ class PackedInt4:
 
 def gemm_int4_vnni(a: np.ndarray, pw: PackedInt4) -> np.ndarray:
     """``a @ w4.T`` for checked operands (s8 activations shifted by 128 and corrected)."""
-    m, k = a.shape
-    a_u = np.zeros((m, 8 * pw.ko), np.uint8)
-    a_u[:, :k] = a.view(np.uint8) ^ np.uint8(0x80) if a.dtype == np.int8 else a
-    width = pw.n if pw.n % 16 == 0 else pw.panels.shape[0] * NR
-    out = np.empty((m, width), np.int32)
+    a_u, _ = unsigned_rows(a, 8 * pw.ko)
+    out = _out_rows(a.shape[0], pw, np.int32)
     _gemm_int4_vnni(a_u, pw.panels, out, pw.ko)
-    if width != pw.n:
-        out = np.ascontiguousarray(out[:, :pw.n])
+    out = _valid(out, pw.n)
     if a.dtype == np.int8:
         out -= np.int32(128) * pw.col_sums
     return out
