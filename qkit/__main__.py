@@ -3,6 +3,7 @@
     bench              measure qkit's integer kernels against NumPy and PyTorch (qkit.bench)
     eval               accuracy / size / latency of real models, fp32 vs integer (qkit.eval)
     exercises          run every exercise checker against its reference solution
+    precompute NAME    recompute a cached notebook result into data/results/ (qkit.results)
     train mnist-cnn    train the MNIST CNN from its seed and write data/mnist_cnn.npz
     warmup             compile the numba kernels once into the on-disk cache
 """
@@ -30,6 +31,10 @@ def main(argv=None) -> int:
         from qkit.exercises import check_all
 
         return 1 if check_all() else 0
+    if cmd == "precompute":
+        from qkit.results import main as precompute_main
+
+        return precompute_main(rest)
     if cmd == "train":
         if rest != ["mnist-cnn"]:
             print("usage: python -m qkit train mnist-cnn", file=sys.stderr)

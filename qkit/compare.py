@@ -61,3 +61,24 @@ def format_rows(rows: list[dict]) -> str:
         lines.append(f"{r['bits']:>4}  {r['granularity']:<15}{r['bytes']:>10,}{r['ratio']:>8.1%}"
                      f"{r['sqnr_db']:>9.2f}{r['max_abs_error']:>10.5f}")
     return "\n".join(lines)
+
+
+def layer_sqnr(im, x, ops_kinds=("conv", "linear", "add")) -> list[tuple[str, float]]:
+    """SQNR (dB) of every layer's integer output against the float model, in execution order:
+    how the error of an integer model (`qkit.engine.IntegerModel`) grows through the network.
+    ``x`` is a float NCHW batch."""
+    from qkit.engine.model import run_float
+    from qkit.metrics import sqnr_db
+
+    ref = run_float(im.ops, x, keep=True)
+    got = im.run(im.quantize_input(x), keep=True)
+    out = []
+    for op in im.ops:
+        if op.kind not in ops_kinds:
+            continue
+        scale, zp = im.act[op.name]
+        y = (got[op.name].astype(np.float32) - zp) * scale
+        if y.ndim == 4:
+            y = y.transpose(0, 3, 1, 2)  # NHWC -> NCHW
+        out.append((op.name, sqnr_db(ref[op.name].numpy(), y)))
+    return out

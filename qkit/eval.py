@@ -262,3 +262,24 @@ def mnist_tour(rounds: int = 5) -> dict:
             "fp32_energy": energy.estimate(macs, fp32_bytes, 4 * acts, "fp32"),
             "int8_energy": energy.estimate(macs, im.size_bytes(), acts, "int8"),
             "fp32_ms": latency["fp32"] * 1e3, "int8_ms": latency["int8"] * 1e3}
+
+
+def precompute(progress: bool = True) -> dict:
+    """Every model's rows (`python -m qkit eval`), for notebook 09; a few minutes."""
+    import platform
+
+    from tqdm.auto import tqdm
+
+    rows = []
+    for name in tqdm(MODELS, desc="models", disable=not progress):
+        rows += [asdict(r) for r in MODELS[name]()]
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"rows": rows, "cpu": cpu, "batch": {"mnist-cnn": BATCH, "mobilenet-v2": 16,
+                                                "minilm": 16}}

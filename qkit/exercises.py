@@ -290,6 +290,254 @@ def roofline(gops: float) -> Feedback:
     return _report(Feedback(False, "roofline: attainable = min(peak, bandwidth x intensity)"))
 
 
+# --- notebook 05: calibration and PTQ ------------------------------------------------------
+
+
+def fold_bn(fn) -> Feedback:
+    """Exercise 1: ``fn(w, b, gamma, beta, mean, var, eps) -> (w_folded, b_folded)`` for a conv
+    (w: (O, I, kh, kw)) followed by BatchNorm2d in eval mode."""
+    rng = np.random.default_rng(5)
+    w, b = rng.normal(size=(4, 3, 3, 3)), rng.normal(size=4)
+    gamma, beta, mean = rng.normal(size=4), rng.normal(size=4), rng.normal(size=4)
+    var, eps = rng.uniform(0.1, 2, size=4), 1e-5
+    k = gamma / np.sqrt(var + eps)
+    want_w, want_b = w * k[:, None, None, None], (b - mean) * k + beta
+    try:
+        got_w, got_b = fn(w, b, gamma, beta, mean, var, eps)
+    except Exception as err:  # a student's function may fail in any way: report, never raise
+        return _report(Feedback(False, f"your function raised {type(err).__name__}: {err}"))
+    if np.allclose(got_w, want_w, rtol=1e-6) and np.allclose(got_b, want_b, rtol=1e-6):
+        return _report(Feedback(True, "w' = w * gamma/sqrt(var+eps) per output channel, "
+                                      "b' = (b - mean) * gamma/sqrt(var+eps) + beta"))
+    if np.allclose(got_w, want_w, rtol=1e-6):
+        return _report(Feedback(False, "weights right; the bias: subtract the mean before "
+                                       "scaling, then add beta"))
+    return _report(Feedback(False, "scale each output channel's weights by "
+                                   "gamma / sqrt(var + eps)"))
+
+
+def percentile_clip(fn) -> Feedback:
+    """Exercise 2: ``fn(x, p)``: the clipping value that keeps p% of |x| (a percentile)."""
+    x = np.random.default_rng(6).standard_t(3, 20_000)
+    want = float(np.percentile(np.abs(x), 99.9))
+    try:
+        got = float(fn(x, 99.9))
+    except Exception as err:
+        return _report(Feedback(False, f"your function raised {type(err).__name__}: {err}"))
+    if abs(got - want) <= 0.02 * want:
+        return _report(Feedback(True, f"{got:.3f}: clipping there trades a few large errors "
+                                      f"for a {np.abs(x).max() / got:.1f}x finer step"))
+    if abs(got - float(np.percentile(x, 99.9))) <= 1e-9:
+        return _report(Feedback(False, "take the percentile of |x|, not of x"))
+    return _report(Feedback(False, "np.percentile(np.abs(x), p)"))
+
+
+def cle_factor(s: float) -> Feedback:
+    """Exercise 3: channel ranges r1 = 4.0 (layer 1 output) and r2 = 0.25 (layer 2 input):
+    the CLE factor s that divides layer 1's channel and multiplies layer 2's."""
+    want = float(np.sqrt(4.0 / 0.25))
+    if abs(s - want) < 1e-6:
+        return _report(Feedback(True, "s = sqrt(r1 / r2) = 4: both ranges become sqrt(r1 r2) = 1"))
+    if abs(s - 1 / want) < 1e-6:
+        return _report(Feedback(False, "that is 1/s: dividing layer 1 by it would widen r1"))
+    return _report(Feedback(False, "after scaling, r1 / s must equal r2 * s"))
+
+
+# --- notebook 06: uniform vs non-uniform ---------------------------------------------------
+
+
+def kmeans_step(fn) -> Feedback:
+    """Exercise 1: ``fn(x, centers) -> new centers``: one Lloyd step (assign to the nearest
+    center, then move each center to the mean of its values; keep empty ones)."""
+    rng = np.random.default_rng(7)
+    x, centers = rng.normal(size=2000), np.array([-2.0, -0.5, 0.1, 3.0, 9.0])
+    assign = np.abs(x[:, None] - centers[None]).argmin(1)
+    want = np.array([x[assign == i].mean() if (assign == i).any() else c
+                     for i, c in enumerate(centers)])
+    try:
+        got = np.asarray(fn(x, centers.copy()), float)
+    except Exception as err:
+        return _report(Feedback(False, f"your function raised {type(err).__name__}: {err}"))
+    if got.shape == want.shape and np.allclose(got, want):
+        return _report(Feedback(True, "repeat until nothing moves: that is k-means (Lloyd)"))
+    if got.shape == want.shape and np.isnan(got).any():
+        return _report(Feedback(False, "the center at 9.0 gets no values: keep it as it is"))
+    return _report(Feedback(False, "assign each x to argmin |x - c|, then average per center"))
+
+
+def lut_multiplies(count: int) -> Feedback:
+    """Exercise 2: multiplies of one K = 64 dot product with a 16-entry codebook in the bucket
+    kernel (`gemm_codebook`: add activations per code first)."""
+    if count == 16:
+        return _report(Feedback(True, "16 (one per code) instead of 64: but 64 scattered adds"))
+    if count == 64:
+        return _report(Feedback(False, "that is the direct way; the kernel sums the activations "
+                                       "of each code first"))
+    return _report(Feedback(False, "one multiply per codebook entry"))
+
+
+def nf4_bits_per_weight(bits: float) -> Feedback:
+    """Exercise 3: NF4 codes with one float32 absmax per block of 64 weights: bits per weight."""
+    if abs(bits - 4.5) < 1e-9:
+        return _report(Feedback(True, "4 + 32/64 = 4.5; QLoRA's double quantization brings the "
+                                      "scales down to 8 bits: 4.127"))
+    if abs(bits - 4) < 1e-9:
+        return _report(Feedback(False, "add the scales: 32 bits shared by 64 weights"))
+    return _report(Feedback(False, "4 bits of code plus 32 bits of scale per 64 weights"))
+
+
+# --- notebook 07: quantization-aware training ----------------------------------------------
+
+
+def ste_gradient(fn) -> Feedback:
+    """Exercise 1: ``fn(x, scale, qmin, qmax)``: d fake_quant / dx under the clipped STE, with
+    the clamp after the rounding as in PyTorch's FakeQuantize: 1 where ``round(x / scale)`` is
+    inside ``[qmin, qmax]``, else 0."""
+    x = np.linspace(-3, 3, 601)
+    scale, qmin, qmax = 0.5, -3, 3
+    r = np.round(x / scale)
+    want = ((r >= qmin) & (r <= qmax)).astype(float)
+    try:
+        got = np.asarray(fn(x, scale, qmin, qmax), float)
+    except Exception as err:
+        return _report(Feedback(False, f"your function raised {type(err).__name__}: {err}"))
+    ties = np.abs(np.abs(x / scale) - 3.5) < 1e-9  # where rounding itself is a coin toss
+    if got.shape == want.shape and np.allclose(got[~ties], want[~ties]):
+        return _report(Feedback(True, "1 where round(x/scale) is inside [qmin, qmax], 0 where the "
+                                      "clamp cuts it"))
+    if got.shape == want.shape and np.allclose(got, 1):
+        return _report(Feedback(False, "that is the plain STE: clipping has zero gradient"))
+    inside = ((x / scale >= qmin) & (x / scale <= qmax)).astype(float)
+    if got.shape == want.shape and np.allclose(got, inside):
+        return _report(Feedback(False, "almost: the clamp comes after the rounding, so values up "
+                                       "to half a step beyond the range still pass"))
+    return _report(Feedback(False, "the STE treats round() as identity; clamp() still clips"))
+
+
+def lsq_init(step: float) -> Feedback:
+    """Exercise 2: LSQ's initial step for 4-bit signed weights (Qp = 7) with mean |w| = 0.05."""
+    want = 2 * 0.05 / np.sqrt(7)
+    if abs(step - want) < 1e-4:
+        return _report(Feedback(True, f"2 mean|w| / sqrt(Qp) = {want:.4f}"))
+    return _report(Feedback(False, "LSQ: s0 = 2 <|w|> / sqrt(Qp)"))
+
+
+def lsq_grad_scale(g: float) -> Feedback:
+    """Exercise 3: LSQ's gradient scale for one per-channel step covering 288 weights, 4 bits."""
+    want = 1 / np.sqrt(288 * 7)
+    if abs(g - want) < 1e-5:
+        return _report(Feedback(True, f"1 / sqrt(N Qp) = {want:.5f}: keeps the step's updates "
+                                      "in proportion to the weights'"))
+    if abs(g - 1 / np.sqrt(288)) < 1e-5:
+        return _report(Feedback(False, "include Qp: g = 1 / sqrt(N * Qp)"))
+    return _report(Feedback(False, "g = 1 / sqrt(N * Qp), N = values sharing the step"))
+
+
+# --- notebook 08: mixed precision ----------------------------------------------------------
+
+
+def additive_sqnr(db: float) -> Feedback:
+    """Exercise 1: two layers each alone give 30 dB output SQNR; both quantized (additive
+    noise), the predicted SQNR?"""
+    want = 30 - 10 * np.log10(2)
+    if abs(db - want) < 0.01:
+        return _report(Feedback(True, f"{want:.2f} dB: twice the noise power is 3 dB less"))
+    if abs(db - 15) < 0.01 or abs(db - 60) < 0.01:
+        return _report(Feedback(False, "add noise powers, not decibels"))
+    return _report(Feedback(False, "noise powers add: 10 log10(P / (2 N))"))
+
+
+def allocation_bytes(count: int) -> Feedback:
+    """Exercise 2: bytes of a 1000 x 1000 layer at 4 bits with one float32 scale per row."""
+    want = 1000 * 1000 // 2 + 4 * 1000
+    if count == want:
+        return _report(Feedback(True, f"{want:,} bytes: 12.6% of fp32"))
+    if count == 1000 * 1000 // 2:
+        return _report(Feedback(False, "plus 1000 float32 scales"))
+    return _report(Feedback(False, "half a byte per weight plus 4 bytes per row"))
+
+
+def greedy_choice(layer: str) -> Feedback:
+    """Exercise 3: lowering layer A adds 2e-4 noise and saves 1000 bytes; layer B adds 1e-4 and
+    saves 100 bytes. Which does the greedy allocator lower first?"""
+    if str(layer).strip().upper() == "A":
+        return _report(Feedback(True, "A: 2e-7 noise per byte saved, against B's 1e-6"))
+    if str(layer).strip().upper() == "B":
+        return _report(Feedback(False, "B adds less noise, but saves 10x fewer bytes: compare "
+                                       "noise per byte"))
+    return _report(Feedback(False, "answer 'A' or 'B'"))
+
+
+# --- notebook 09: speed, size and energy ---------------------------------------------------
+
+
+def dram_vs_mac(count: float) -> Feedback:
+    """Exercise 1: how many int8 multiply-adds (0.2 + 0.1 pJ) cost as much as one 64-bit DRAM
+    read (1.95 nJ)? (`qkit.energy.PJ`)"""
+    from qkit.energy import PJ
+
+    want = PJ["dram_64bit"] / (PJ["int8_mul"] + PJ["int32_add"])
+    if abs(count - want) <= 0.01 * want:
+        return _report(Feedback(True, f"{want:,.0f}: moving weights, not multiplying them, is "
+                                      "what costs energy"))
+    return _report(Feedback(False, "1950 pJ divided by 0.3 pJ"))
+
+
+def model_energy(uj: float) -> Feedback:
+    """Exercise 2: 10^6 int8 MACs and 10^5 weight bytes read once from DRAM (ignore the
+    activations): microjoules per inference?"""
+    from qkit.energy import estimate
+
+    want = estimate(10**6, 10**5, 0, "int8")["total_uj"]
+    if abs(uj - want) <= 0.01 * want:
+        return _report(Feedback(True, f"{want:.2f} uJ, of which arithmetic 0.30: "
+                                      "weights dominate"))
+    return _report(Feedback(False, "MACs x 0.3 pJ + (bytes / 8) x 1950 pJ, in microjoules"))
+
+
+def gemv_intensity(ops_per_byte: float) -> Feedback:
+    """Exercise 3: operations per weight byte of an int8 GEMV (1 x 4096 x 4096)."""
+    if abs(ops_per_byte - 2) < 1e-6:
+        return _report(Feedback(True, "2 ops per byte: each weight is used once, so the memory "
+                                      "bus, not the multipliers, sets the speed"))
+    if abs(ops_per_byte - 1) < 1e-6:
+        return _report(Feedback(False, "a multiply-add counts as 2 operations"))
+    return _report(Feedback(False, "2 M K N operations over K N bytes, M = 1"))
+
+
+# --- notebook 10: a transformer ------------------------------------------------------------
+
+
+def smoothing_factor(s: float) -> Feedback:
+    """Exercise 1: SmoothQuant's s for a channel with max|x| = 64, max|W| = 0.25, alpha = 0.5."""
+    want = 64**0.5 / 0.25**0.5
+    if abs(s - want) < 1e-6:
+        return _report(Feedback(True, "sqrt(64) / sqrt(0.25) = 16: x/16 peaks at 4, W*16 at 4"))
+    return _report(Feedback(False, "s = max|x|^alpha / max|W|^(1 - alpha)"))
+
+
+def group_bytes(count: int) -> Feedback:
+    """Exercise 2: bytes of a 1536 x 384 weight at 4 bits, one float32 scale per group of 64."""
+    n = 1536 * 384
+    want = n // 2 + 4 * n // 64
+    if count == want:
+        return _report(Feedback(True, f"{want:,} bytes: the scales add 0.5 bit per weight"))
+    if count == n // 2:
+        return _report(Feedback(False, "plus one float32 scale per 64 weights"))
+    return _report(Feedback(False, "n/2 bytes of codes + 4 bytes x n/64 scales"))
+
+
+def levels_left(count: int) -> Feedback:
+    """Exercise 3: per-tensor symmetric int8 for a tensor whose range is [-60, 60]: how many
+    integer levels does a channel with values in [-1, 1] use?"""
+    step = 60 / 127
+    want = 2 * int(1 / step) + 1
+    if count == want:
+        return _report(Feedback(True, f"{want}: an outlier channel 60x wider leaves the others "
+                                      "about 2 bits"))
+    return _report(Feedback(False, "step = 60/127; count the integers in [-1/step, 1/step]"))
+
+
 def _solve_best_clip(x, bits):
     from qkit.noise import clipping_curve
 
@@ -299,6 +547,17 @@ def _solve_best_clip(x, bits):
 def _solve_quantize(x, scale, zero_point, qmin, qmax):
     return np.clip(np.rint(np.asarray(x, np.float32) / np.float32(scale)) + zero_point,
                    qmin, qmax).astype(np.int32)
+
+
+def _solve_fold_bn(w, b, gamma, beta, mean, var, eps):
+    k = gamma / np.sqrt(var + eps)
+    return w * k[:, None, None, None], (b - mean) * k + beta
+
+
+def _solve_kmeans_step(x, centers):
+    assign = np.abs(x[:, None] - centers[None]).argmin(1)
+    return np.array([x[assign == i].mean() if (assign == i).any() else c
+                     for i, c in enumerate(centers)])
 
 
 SOLUTIONS = {
@@ -319,6 +578,25 @@ SOLUTIONS = {
     "ops_count": lambda: ops_count(2 * 128 * 384 * 1536),
     "gemv_bytes_ratio": lambda: gemv_bytes_ratio(4.0),
     "roofline": lambda: roofline(min(400.0, 20.0 * 2.0)),
+    "fold_bn": lambda: fold_bn(_solve_fold_bn),
+    "percentile_clip": lambda: percentile_clip(lambda x, p: np.percentile(np.abs(x), p)),
+    "cle_factor": lambda: cle_factor(np.sqrt(4.0 / 0.25)),
+    "kmeans_step": lambda: kmeans_step(_solve_kmeans_step),
+    "lut_multiplies": lambda: lut_multiplies(16),
+    "nf4_bits_per_weight": lambda: nf4_bits_per_weight(4 + 32 / 64),
+    "ste_gradient": lambda: ste_gradient(
+        lambda x, s, lo, hi: ((np.round(x / s) >= lo) & (np.round(x / s) <= hi)).astype(float)),
+    "lsq_init": lambda: lsq_init(2 * 0.05 / np.sqrt(7)),
+    "lsq_grad_scale": lambda: lsq_grad_scale(1 / np.sqrt(288 * 7)),
+    "additive_sqnr": lambda: additive_sqnr(30 - 10 * np.log10(2)),
+    "allocation_bytes": lambda: allocation_bytes(1000 * 1000 // 2 + 4 * 1000),
+    "greedy_choice": lambda: greedy_choice("A"),
+    "dram_vs_mac": lambda: dram_vs_mac(1950 / 0.3),
+    "model_energy": lambda: model_energy(10**6 * 0.3e-6 + 10**5 / 8 * 1950e-6),
+    "gemv_intensity": lambda: gemv_intensity(2 * 4096 * 4096 / (4096 * 4096)),
+    "smoothing_factor": lambda: smoothing_factor(64**0.5 / 0.25**0.5),
+    "group_bytes": lambda: group_bytes(1536 * 384 // 2 + 4 * 1536 * 384 // 64),
+    "levels_left": lambda: levels_left(2 * int(1 / (60 / 127)) + 1),
 }
 
 

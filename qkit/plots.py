@@ -118,3 +118,20 @@ def sqnr_curve(bits, measured, current: int | None = None, ax=None, label="measu
     ax.set(xlabel="bits", ylabel="SQNR (dB)", title="SQNR per bit")
     ax.legend(fontsize=8)
     return {"slope_db_per_bit": float(np.polyfit(bits, measured, 1)[0])}
+
+
+def sensitivity_bars(sens: dict, ax=None, top: int | None = None):
+    """Output SQNR with only one layer quantized, per layer and bit width (`qkit.mixed`)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 3))
+    names = sens["layers"]
+    if top is not None:  # the most sensitive layers at the lowest bit width
+        names = sorted(names, key=lambda n: sens["sqnr_db"][n][0])[:top]
+    x = np.arange(len(names))
+    width = 0.8 / len(sens["choices"])
+    for i, b in enumerate(sens["choices"]):
+        ax.bar(x + i * width, [sens["sqnr_db"][n][i] for n in names], width, label=f"{b} bits")
+    ax.set_xticks(x + 0.4 - width / 2, names, rotation=30, ha="right", fontsize=8)
+    ax.set(ylabel="output SQNR (dB)", title="only this layer quantized")
+    ax.legend(fontsize=8, ncol=len(sens["choices"]))
+    return ax

@@ -49,3 +49,17 @@ def arithmetic_intensity(m: int, k: int, n: int, weight_bytes: float, act_bytes:
     (int32/fp32 outputs: 4 bytes). GEMV (m = 1) reads each weight for a single use."""
     moved = n * k * weight_bytes + m * k * act_bytes + 4 * m * n
     return 2.0 * m * k * n / moved
+
+
+def memory_vs_compute(shapes=((1, 4096, 4096), (256, 1024, 1024)), rounds: int = 3) -> dict:
+    """GOP/s of qkit int8 (and int4 for GEMV), NumPy fp32 and PyTorch (if installed) on a
+    weight-bound GEMV and a compute-bound GEMM: where int8's 4x fewer bytes pay and where only
+    faster arithmetic does. Results are checked before timing (`qkit.bench.gemm_impls`)."""
+    from qkit.bench import gemm_impls
+
+    out = {}
+    for m, k, n in shapes:
+        impls = {name: f for name, f in gemm_impls(m, k, n).items() if "plain" not in name}
+        seconds = measure(impls, rounds, min_time=0.02)
+        out[(m, k, n)] = {name: 2.0 * m * k * n / s / 1e9 for name, s in seconds.items()}
+    return out

@@ -257,3 +257,235 @@ def speed_explorer(peak_gops: float | None = None) -> Explorer:
 
     return Explorer(controls, draw, "fastest: <b>{best}</b> &nbsp; int8 arithmetic intensity "
                                     "{intensity:.1f} ops/byte")
+
+
+# --- notebooks 05-10: real models ----------------------------------------------------------
+
+
+def ptq_explorer(model, calibration, x_test, y_test, sqnr_images: int = 256) -> Explorer:
+    """PTQ of a real CNN on qkit's integer engine: weight bits, observer, granularity and bias
+    correction; the SQNR of every layer's output against the float model, and the accuracy."""
+    from qkit.compare import layer_sqnr
+    from qkit.engine import IntegerModel, Scheme
+
+    controls = {
+        "bits": W.IntSlider(value=4, min=2, max=8, description="weight bits",
+                            continuous_update=False),
+        "observer": W.Dropdown(options=["minmax", "percentile", "mse", "entropy"],
+                               description="observer"),
+        "per_channel": W.Checkbox(value=True, description="per-channel weights"),
+        "bias_correction": W.Checkbox(value=False, description="bias correction"),
+    }
+
+    def draw(bits, observer, per_channel, bias_correction):
+        im = IntegerModel.from_float(model, calibration, Scheme(bits, per_channel, observer,
+                                                                bias_correction))
+        layers = layer_sqnr(im, x_test[:sqnr_images])
+        acc = float((im(x_test).argmax(1) == y_test).mean())
+        fig, ax = plt.subplots(figsize=(10, 3.0))
+        ax.bar([n for n, _ in layers], [v for _, v in layers], color="tab:blue")
+        ax.set(ylabel="SQNR vs float (dB)", title=f"{im.scheme.label}, {observer} activations:"
+               " error accumulates layer by layer")
+        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+        fig.tight_layout()
+        return fig, {"accuracy": acc, "layers": layers, "last_db": layers[-1][1],
+                     "bytes": im.size_bytes()}
+
+    return Explorer(controls, draw, "accuracy <b>{accuracy:.1%}</b> &nbsp; output SQNR "
+                                    "<b>{last_db:.1f} dB</b> &nbsp; {bytes:,} bytes")
+
+
+def grid_explorer(weights: dict) -> Explorer:
+    """One real weight tensor through the uniform, k-means, log and NF grids at b bits: where
+    each grid puts its levels, and the SQNR each gets."""
+    from qkit import nonuniform
+
+    controls = {
+        "bits": W.IntSlider(value=3, min=2, max=6, description="bits", continuous_update=False),
+        "layer": W.Dropdown(options=list(weights), description="weights"),
+        "block": W.Dropdown(options=[("per row", 0), ("blocks of 64", 64)], value=0,
+                            description="scales"),
+    }
+
+    def draw(bits, layer, block):
+        w = weights[layer]
+        fig, axes = plt.subplots(1, 4, figsize=(12, 2.8), sharey=True)
+        numbers = {}
+        lim = float(np.abs(w).max())
+        for ax, grid in zip(axes, nonuniform.GRIDS, strict=True):
+            r = nonuniform.report(w, grid, bits, block or None)
+            w_hat = nonuniform.quantize(w, grid, bits, block or None).dequantize()
+            ax.hist(w.ravel(), bins=120, range=(-lim, lim), color="0.75", log=True)
+            vals, counts = np.unique(w_hat, return_counts=True)
+            if vals.size <= 64:
+                ax.vlines(vals, 1, counts, color="tab:red", lw=1.2)
+            ax.set_title(f"{grid}: {r['sqnr_db']:.1f} dB", fontsize=10)
+            numbers[grid] = r["sqnr_db"]
+            numbers[f"{grid}_bpw"] = r["bits_per_weight"]
+        axes[0].set_ylabel("count (log)")
+        fig.suptitle(f"{layer}: weights (grey) and where each {bits}-bit grid puts them (red)",
+                     fontsize=10)
+        fig.tight_layout()
+        numbers["best"] = max(nonuniform.GRIDS, key=lambda g: numbers[g])
+        return fig, numbers
+
+    caption = ("SQNR: uniform <b>{uniform:.1f}</b>, k-means <b>{kmeans:.1f}</b>, log "
+               "<b>{log:.1f}</b>, NF <b>{nf:.1f}</b> dB &nbsp; best: <b>{best}</b> &nbsp; "
+               "bits/weight with scales: {uniform_bpw:.2f} (k-means {kmeans_bpw:.2f})")
+    return Explorer(controls, draw, caption)
+
+
+def qat_explorer(result: dict) -> Explorer:
+    """The precomputed PTQ-vs-QAT study (`qkit.qat.precompute`): training curve at each bit
+    width and the step sizes LSQ learned against PTQ's absmax steps."""
+    rows = {r["bits"]: r for r in result["rows"]}
+    layers = list(next(iter(rows.values()))["weight_steps"])
+    controls = {
+        "bits": W.SelectionSlider(options=sorted(rows), value=2 if 2 in rows else min(rows),
+                                  description="weight bits", continuous_update=False),
+        "layer": W.Dropdown(options=layers, description="layer"),
+    }
+
+    def draw(bits, layer):
+        r = rows[bits]
+        fig, ax = plt.subplots(1, 2, figsize=(11, 3.0))
+        acc = r["curves"]["test_accuracy"]
+        ax[0].plot(range(len(acc)), acc, "o-", label="QAT (fake quant)")
+        ax[0].axhline(result["fp32"], color="k", ls=":", label="fp32")
+        ax[0].axhline(r["ptq_integer"], color="tab:red", ls="--", label="PTQ (integer engine)")
+        ax[0].set(xlabel="epoch", ylabel="test accuracy", title=f"W{bits}A8",
+                  ylim=(max(0.0, min(acc + [r["ptq_integer"]]) - 0.02), 1.0))
+        ax[0].legend(fontsize=8, loc="lower right")
+        learned, ptq = np.array(r["weight_steps"][layer]), np.array(r["ptq_weight_steps"][layer])
+        ax[1].plot(ptq, learned, ".", ms=5)
+        top = float(max(ptq.max(), learned.max())) * 1.05
+        ax[1].plot([0, top], [0, top], "k:", lw=1)
+        ax[1].set(xlabel="PTQ step (absmax / qmax)", ylabel="LSQ learned step",
+                  title=f"{layer}: one point per output channel")
+        fig.tight_layout()
+        return fig, {"bits": bits, "ptq": r["ptq_integer"], "qat": r["qat_integer"],
+                     "ratio": float(np.median(learned / ptq))}
+
+    caption = ("W{bits}A8 on the integer engine: PTQ <b>{ptq:.1%}</b> &nbsp; QAT <b>{qat:.1%}"
+               "</b> &nbsp; median learned / PTQ step: {ratio:.2f} (below 1 = LSQ clips)")
+    return Explorer(controls, draw, caption)
+
+
+def budget_explorer(study: dict, model, calibration, x_test, y_test) -> Explorer:
+    """A size budget re-allocates bits per layer (greedy, from measured sensitivities); the
+    allocation is then measured on the integer engine and drawn against the Pareto front."""
+    from qkit import mixed
+
+    sens = study["sensitivity"]
+    front = mixed.pareto_front(study["points"])
+    controls = {"budget": W.FloatSlider(value=11.0, min=6.5, max=30.0, step=0.5,
+                                        description="budget %", continuous_update=False,
+                                        readout_format=".1f")}
+
+    def draw(budget):
+        bits = mixed.allocate(sens, budget / 100 * study["fp32_bytes"])
+        p = mixed.evaluate_allocation(model, calibration, x_test, y_test, bits, rounds=1)
+        fig, ax = plt.subplots(1, 2, figsize=(11, 3.0))
+        ax[0].bar(sens["layers"], [bits[n] for n in sens["layers"]], color="tab:blue")
+        ax[0].set(ylabel="weight bits", title="allocation", ylim=(0, 8.5))
+        ax[0].tick_params(axis="x", labelrotation=30, labelsize=8)
+        pts = study["points"]
+        ax[1].plot([q["bytes"] / 1e3 for q in pts], [q["accuracy"] for q in pts], "o",
+                   color="0.7", label="measured allocations")
+        ax[1].plot([q["bytes"] / 1e3 for q in front], [q["accuracy"] for q in front], "-",
+                   color="tab:green", label="Pareto front")
+        ax[1].plot([p["bytes"] / 1e3], [p["accuracy"]], "*", color="tab:red", ms=14,
+                   label="this budget")
+        ax[1].set(xlabel="weight kB", ylabel="test accuracy", ylim=(0.9, 1.0))
+        ax[1].legend(fontsize=8, loc="lower right")
+        fig.tight_layout()
+        return fig, dict(p, predicted=mixed.predicted_sqnr(sens, bits),
+                         fraction=p["bytes"] / study["fp32_bytes"])
+
+    caption = ("<b>{bytes:,}</b> bytes ({fraction:.1%} of fp32) &nbsp; accuracy <b>{accuracy:.1%}"
+               "</b> &nbsp; predicted output SQNR {predicted:.1f} dB &nbsp; {latency_ms:.1f} ms "
+               "per 256 images")
+    return Explorer(controls, draw, caption)
+
+
+def energy_explorer(counts: dict) -> Explorer:
+    """Estimated energy per inference (Horowitz 45 nm) of fp32 / int8 / int4 for each model,
+    split into arithmetic, weight traffic and activation traffic."""
+    from qkit.energy import compare_precisions
+
+    controls = {
+        "dram_pj": W.FloatSlider(value=1950.0, min=1300.0, max=2600.0, step=50.0,
+                                 description="DRAM pJ/64b", continuous_update=False),
+        "model": W.Dropdown(options=list(counts), description="model"),
+        "on_chip": W.Checkbox(value=False, description="weights stay on chip (SRAM)"),
+    }
+
+    def draw(dram_pj, model, on_chip):
+        e = compare_precisions(counts[model], dram_pj, on_chip)
+        fig, ax = plt.subplots(figsize=(9, 2.8))
+        left = np.zeros(3)
+        for part, color in (("arithmetic_uj", "tab:blue"), ("weights_uj", "tab:orange"),
+                            ("activations_uj", "tab:green")):
+            vals = np.array([e[p][part] for p in e])
+            ax.barh(list(e), vals, left=left, color=color, label=part[:-3])
+            left += vals
+        ax.set(xlabel="microjoules per inference (estimate)", title=model)
+        ax.legend(fontsize=8, loc="lower right")
+        fig.tight_layout()
+        return fig, {"fp32": e["fp32"]["total_uj"], "int8": e["int8"]["total_uj"],
+                     "int4": e["int4"]["total_uj"],
+                     "ratio": e["fp32"]["total_uj"] / e["int8"]["total_uj"],
+                     "weights_share": e["int8"]["weights_uj"] / e["int8"]["total_uj"]}
+
+    caption = ("fp32 <b>{fp32:,.1f}</b> uJ, int8 <b>{int8:,.1f}</b>, int4 <b>{int4:,.1f}</b> "
+               "&nbsp; fp32/int8 = {ratio:.1f}x &nbsp; weights are {weights_share:.0%} of int8")
+    return Explorer(controls, draw, caption)
+
+
+def smoothquant_explorer(model, stats: dict, texts: list[str], max_len: int = 64) -> Explorer:
+    """SmoothQuant's alpha and the activation bit width on MiniLM: per-channel ranges of one
+    layer's input and weight before/after smoothing, and embedding cosine to fp32."""
+    from qkit import smoothquant
+    from qkit.models import minilm
+
+    ref = minilm.embed(model, texts, max_len)
+    plain = {}
+
+    def cosine(m):
+        return float((minilm.embed(m, texts, max_len) * ref).sum(axis=1).mean())
+
+    controls = {
+        "alpha": W.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="alpha",
+                               continuous_update=False),
+        "a_bits": W.IntSlider(value=6, min=4, max=8, description="act. bits",
+                              continuous_update=False),
+        "layer": W.Dropdown(options=list(stats), value="1.ffn_in", description="layer"),
+    }
+
+    def draw(alpha, a_bits, layer):
+        if a_bits not in plain:
+            plain[a_bits] = cosine(smoothquant.quantized_model(model, None, w_bits=8,
+                                                               a_bits=a_bits))
+        smoothed = cosine(smoothquant.quantized_model(model, stats, alpha, 8, a_bits))
+        i, name = layer.split(".")
+        w = getattr(model.layers[int(i)], name).weight.detach().numpy()
+        s = smoothquant.smoothing_factors(stats[layer], w, alpha)
+        fig, ax = plt.subplots(1, 2, figsize=(11, 3.0), sharex=True)
+        ax[0].plot(stats[layer], lw=0.8, color="tab:red", label="before")
+        ax[0].plot(stats[layer] / s, lw=0.8, color="tab:blue", label="after  x / s")
+        ax[0].set(title=f"layer {layer}: max |x| per input channel", xlabel="channel")
+        ax[0].legend(fontsize=8)
+        ax[1].plot(np.abs(w).max(axis=0), lw=0.8, color="tab:red", label="before")
+        ax[1].plot(np.abs(w * s).max(axis=0), lw=0.8, color="tab:blue", label="after  W s")
+        ax[1].set(title="max |W| per input channel", xlabel="channel")
+        ax[1].legend(fontsize=8)
+        fig.tight_layout()
+        x_ratio = float(stats[layer].max() / np.median(stats[layer]))
+        xs = stats[layer] / s
+        return fig, {"plain": plain[a_bits], "smoothed": smoothed, "a_bits": a_bits,
+                     "before": x_ratio, "after": float(xs.max() / np.median(xs))}
+
+    caption = ("W8A{a_bits} embedding cosine to fp32: plain <b>{plain:.4f}</b>, smoothed "
+               "<b>{smoothed:.4f}</b> &nbsp; this input's max/median channel range: "
+               "{before:.1f} -> {after:.1f}")
+    return Explorer(controls, draw, caption)

@@ -50,7 +50,7 @@ def test_per_channel_mistakes(fn, hint):
 
 def _ends_and_middle(control):
     if hasattr(control, "options"):
-        options = list(control.options)
+        options = [o[1] if isinstance(o, tuple) else o for o in control.options]  # (label, value)
         return options if len(options) <= 3 else [options[0], options[len(options) // 2],
                                                    options[-1]]
     if isinstance(control.value, bool):

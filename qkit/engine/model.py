@@ -104,6 +104,7 @@ class IntegerModel:
         self.ops, self.output, self.scheme = ops, output, scheme
         self.act = {}  # op name -> (scale, zero_point) of its uint8 output
         self.layers = {}  # op name -> integer parameters
+        self.weight_scales = {}  # op name -> per-channel scales that override the weights' absmax
 
     @classmethod
     def from_float(cls, model, calibration, scheme: Scheme = SCHEMES["w8a8-per-channel"],
@@ -114,6 +115,23 @@ class IntegerModel:
             equalize(ops)
         im = cls(ops, output, scheme)
         im.calibrate(calibration, batch)
+        im.quantize_weights()
+        return im
+
+    @classmethod
+    def from_learned(cls, ops: list[Op], output: str, calibration, scheme: Scheme,
+                     act: dict, weight_scales: dict, batch: int = 256) -> IntegerModel:
+        """A model whose grids were learned (quantization-aware training, `qkit.qat`):
+        ``act`` maps op names to (scale, zero_point) and ``weight_scales`` to per-channel
+        weight scales; the other activations are calibrated with the scheme's observer."""
+        im = cls(ops, output, scheme)
+        im.calibrate(calibration, batch)
+        for name, (scale, zp) in act.items():
+            im.act[name] = (np.float32(scale), int(zp))
+        for op in ops:  # pass-through ops share their input's grid
+            if op.kind in PASS_THROUGH:
+                im.act[op.name] = im.act[op.inputs[0]]
+        im.weight_scales = dict(weight_scales)
         im.quantize_weights()
         return im
 
@@ -157,8 +175,13 @@ class IntegerModel:
                 w = w.reshape(w.shape[0], c, h, wd).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
                 mean_x = mean_x.reshape(c, h, wd).transpose(1, 2, 0).ravel()
         bits = self.scheme.bits_for(op.name)
-        qp = qparams_from_tensor(w, bits=bits, signed=True, symmetric=True, narrow_range=True,
-                                 axis=0 if self.scheme.per_channel else None)
+        if op.name in self.weight_scales:
+            qp = QParams(np.asarray(self.weight_scales[op.name], np.float32), 0, bits=bits,
+                         signed=True, narrow_range=True, axis=0)
+        else:
+            qp = qparams_from_tensor(w, bits=bits, signed=True, symmetric=True,
+                                     narrow_range=True,
+                                     axis=0 if self.scheme.per_channel else None)
         w_q = kernels.quantize(w, qp).astype(np.int8)
         bias = op.params["bias"]
         if self.scheme.bias_correction:
