@@ -62,6 +62,11 @@ def mnist_cnn_rows(rounds: int = 7) -> list[Row]:
             timed[f"qkit {name}"] = lambda im=im: im(batch)
             rows.append(Row("mnist-cnn", name, "top1", acc(im), fp32_acc, im.size_bytes(), 0,
                             "qkit int"))
+        extra = _dynamic_and_weight_only(model)
+        for name, m, engine in extra:
+            timed[f"qkit {name}"] = lambda m=m: m(batch)
+            rows.append(Row("mnist-cnn", name, "top1", acc(m), fp32_acc, m.size_bytes(), 0,
+                            engine))
         tq = _torch_ptq(model, calib)
         if tq is not None:
             timed["torch int8 ptq"] = lambda: tq(batch)
@@ -69,7 +74,8 @@ def mnist_cnn_rows(rounds: int = 7) -> list[Row]:
                             acc(lambda x: tq(x).numpy()), fp32_acc, _torch_bytes(tq), 0,
                             "torch fbgemm"))
         latency = measure(timed, rounds)
-    keys = ["torch fp32"] + [f"qkit {n}" for n in SCHEMES] + (["torch int8 ptq"] if tq else [])
+    keys = (["torch fp32"] + [f"qkit {n}" for n in SCHEMES] + [f"qkit {n}" for n, _, _ in extra]
+            + (["torch int8 ptq"] if tq else []))
     for row, key in zip(rows, keys, strict=True):
         row.latency_ms = round(latency[key] * 1e3, 3)
     return rows
@@ -94,6 +100,9 @@ def mobilenet_v2_rows(rounds: int = 5, batch: int = 16) -> list[Row]:
         im = IntegerModel.from_float(model, calib, scheme)
         timed[f"qkit {name}"] = lambda im=im: im(timing)
         candidates.append((name, im(x), im.size_bytes(), "qkit int", f"qkit {name}"))
+    for name, m, engine in _dynamic_and_weight_only(model):
+        timed[f"qkit {name}"] = lambda m=m: m(timing)
+        candidates.append((name, m(x), m.size_bytes(), engine, f"qkit {name}"))
     tq = _torch_ptq(model, calib)
     if tq is not None:
         with torch.no_grad():
@@ -154,6 +163,15 @@ def minilm_rows(rounds: int = 5, max_len: int = 64) -> list[Row]:
         rows.append(Row("minilm-l6", name, "bbc_accuracy", acc, fp32_acc, size, ms, engine))
         rows.append(Row("minilm-l6", name, "embedding_cosine", cosine, 1.0, size, ms, engine))
     return rows
+
+
+def _dynamic_and_weight_only(model) -> list:
+    """qkit's dynamic (activations quantized per call) and weight-only (W8A16, W4A16) CNNs."""
+    from qkit.engine.dynamic import DynamicModel, WeightOnlyModel
+
+    return [("dynamic-w8a8", DynamicModel(model), "qkit dynamic"),
+            ("w8a16-per-channel", WeightOnlyModel(model, 8), "qkit weight-only"),
+            ("w4a16-per-channel", WeightOnlyModel(model, 4), "qkit weight-only")]
 
 
 def _linear_bytes_torch(qmodel) -> int:

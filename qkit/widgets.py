@@ -341,7 +341,7 @@ def qat_explorer(result: dict) -> Explorer:
     rows = {r["bits"]: r for r in result["rows"]}
     layers = list(next(iter(rows.values()))["weight_steps"])
     controls = {
-        "bits": W.SelectionSlider(options=sorted(rows), value=2 if 2 in rows else min(rows),
+        "bits": W.SelectionSlider(options=sorted(rows), value=4 if 4 in rows else max(rows),
                                   description="weight bits", continuous_update=False),
         "layer": W.Dropdown(options=layers, description="layer"),
     }

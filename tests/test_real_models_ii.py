@@ -423,3 +423,28 @@ def test_notebook_05_10_exercise_mistakes(check, answer, hint):
         warnings.simplefilter("ignore")  # the empty-cluster mistake takes a mean of nothing
         fb = getattr(exercises, check)(answer)
     assert not fb and hint in fb.message
+
+
+# --- dynamic and weight-only CNNs (qkit.engine.dynamic) -------------------------------------
+
+
+def test_dynamic_and_weight_only_cnn(mnist):
+    from qkit.engine.dynamic import DynamicModel, WeightOnlyModel, quantize_dynamic
+    from qkit.engine.model import run_float
+    from qkit.metrics import sqnr_db
+
+    x = mnist["x_test"][:200].numpy()
+    model = mnist["model"]
+    ops, _ = __import__("qkit.engine", fromlist=["trace"]).trace(model)
+    ref = run_float(ops, x).numpy()
+    dyn = DynamicModel(model)
+    assert sqnr_db(ref, dyn(x)) > 25
+    assert (dyn(x).argmax(1) == ref.argmax(1)).mean() > 0.99
+    w8, w4 = WeightOnlyModel(model, 8), WeightOnlyModel(model, 4)
+    assert sqnr_db(ref, w8(x)) > sqnr_db(ref, w4(x)) + 15
+    n_w = sum(op.params["weight"].size for op in ops if op.kind in ("conv", "linear"))
+    assert dyn.size_bytes() == w8.size_bytes() and w8.size_bytes() < 0.26 * 4 * n_w
+    assert w4.size_bytes() < 0.14 * 4 * n_w
+    # the run-time grid always holds 0 and the tensor's extremes
+    q, s, z = quantize_dynamic(np.array([[-1.0, 0.0, 3.0]], np.float32))
+    assert q[0, 1] == z and q[0, 0] == 0 and q[0, 2] == 255

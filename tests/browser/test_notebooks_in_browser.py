@@ -49,8 +49,30 @@ def _first_explorer_image(page, root=".jp-OutputArea"):
     return handle, src
 
 
+def shutdown_kernels(lab_url: str) -> None:
+    """Stop every kernel of the lab server: an idle kernel still holds its models (up to ~1 GB)
+    and its threads, and later tests (Voila renders, the 1-CPU runs) would share the machine
+    with all of them."""
+    import json
+    import urllib.request
+
+    api = f"{lab_url}/api/kernels"
+    with urllib.request.urlopen(f"{api}?token={TOKEN}", timeout=10) as r:
+        kernels = json.load(r)
+    for k in kernels:
+        req = urllib.request.Request(f"{api}/{k['id']}?token={TOKEN}", method="DELETE")
+        urllib.request.urlopen(req, timeout=30).close()
+
+
+@pytest.fixture
+def lab(lab_url):
+    yield lab_url
+    shutdown_kernels(lab_url)
+
+
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_runs_and_its_explorer_responds(browser, lab_url, shots, name):
+def test_notebook_runs_and_its_explorer_responds(browser, lab, shots, name):
+    lab_url = lab
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     errors = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)

@@ -14,15 +14,10 @@ pytestmark = pytest.mark.browser
 OFFLINE_OK = ("https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free",)
 
 
-STALLS = {"02_quantization_noise.ipynb": "Voila's render of 02 stalls when it follows other "
-                                         "renders in one session (it passes alone: "
-                                         "pytest tests/browser/test_voila.py -k noise); to fix"}
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.skip(reason=STALLS[n]))
-                                  if n in STALLS else n for n in NOTEBOOKS])
+@pytest.mark.parametrize("name", NOTEBOOKS)
 def test_voila_renders_and_responds(browser, voila_app, shots, name):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})  # nothing shared
+    page = context.new_page()
     errors, failed = [], []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -45,7 +40,7 @@ def test_voila_renders_and_responds(browser, voila_app, shots, name):
         assert bad not in text, f"{name}: '{bad}' in app mode"
     page.screenshot(path=str(shots / f"voila-{Path(name).stem}.png"))
     print(f"voila {name}: rendered in {rendered:.1f} s, plot changed")
-    page.close()
+    context.close()
     tolerated = [u for u in failed if u.startswith(OFFLINE_OK)]
     if tolerated and len(tolerated) == len(failed):
         print(f"  (offline: {len(tolerated)} Font Awesome CSS request(s) to a CDN failed)")
