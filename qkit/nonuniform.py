@@ -16,8 +16,8 @@ lookup-table kernel `qkit.kernels.gemm_codebook` (`lut_matmul`): the codebook is
 int16 integers as fine as the int32 accumulator allows, so the sum is exact integer
 arithmetic and only the final scaling is float.
 
->>> nf_levels(4)[:3]
-array([-1.        , -0.6961928 , -0.52507305], dtype=float32)
+>>> [round(float(v), 4) for v in nf_levels(4)[:4]]
+[-1.0, -0.6962, -0.5251, -0.3949]
 """
 
 from __future__ import annotations

@@ -114,7 +114,12 @@ def voila_app(notebooks_copy, tmp_path):
                 time.sleep(0.3)
         return f"http://127.0.0.1:{port}/"
 
+    def stop():
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=30)
+        procs.clear()
+
+    start.stop = stop
     yield start
-    for proc in procs:
-        proc.terminate()
-        proc.wait(timeout=30)
+    stop()

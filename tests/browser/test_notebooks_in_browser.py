@@ -37,10 +37,10 @@ ALL_RUN = """() => {
 }"""
 
 
-def _first_explorer_image(page, root=".jp-OutputArea"):
+def _first_explorer_image(page, root=".jp-OutputArea", timeout_ms: int = 120_000):
     """The src of the image drawn by the widget that holds the first slider, and its handle."""
     handle = page.locator(f"{root} .noUi-handle").first
-    handle.wait_for(timeout=120_000)
+    handle.wait_for(timeout=timeout_ms)
     src = handle.evaluate("""h => {
       const out = h.closest('.widget-vbox') || h.closest('.jp-OutputArea-output');
       const img = out && out.querySelector('img');

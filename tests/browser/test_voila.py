@@ -14,17 +14,38 @@ pytestmark = pytest.mark.browser
 OFFLINE_OK = ("https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free",)
 
 
-@pytest.mark.parametrize("name", NOTEBOOKS)
-def test_voila_renders_and_responds(browser, voila_app, shots, name):
+def _open(browser, url: str, timeout_ms: int):
+    """A fresh browser context on ``url``; the page, its error lists and the first explorer."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})  # nothing shared
     page = context.new_page()
     errors, failed = [], []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("requestfailed", lambda r: failed.append(r.url))
+    page.goto(url, timeout=180_000, wait_until="commit")
+    try:
+        handle, before = _first_explorer_image(page, root="body", timeout_ms=timeout_ms)
+    except Exception:
+        context.close()
+        raise
+    return context, page, errors, failed, handle, before
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_voila_renders_and_responds(browser, voila_app, shots, name):
     t0 = time.time()
-    page.goto(voila_app(name), timeout=180_000, wait_until="commit")
-    handle, before = _first_explorer_image(page, root="body")
+    try:
+        context, page, errors, failed, handle, before = _open(browser, voila_app(name), 90_000)
+    except Exception as err:
+        # Voila's server-side execution sometimes stalls before the kernel answers (the log
+        # stops at "Kernel started"; upstream: voila-dashboards/voila#1395). One retry on a
+        # fresh server tells that apart from a notebook that does not render: that one fails
+        # twice. The retry is printed, so a flaky run is visible in the CI log.
+        print(f"voila {name}: no explorer after 90 s ({type(err).__name__}); retrying once on "
+              "a fresh Voila server")
+        voila_app.stop()
+        t0 = time.time()
+        context, page, errors, failed, handle, before = _open(browser, voila_app(name), 120_000)
     assert before, f"{name}: no plot in app mode"
     rendered = time.time() - t0
     handle.scroll_into_view_if_needed()
