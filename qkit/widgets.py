@@ -6,10 +6,11 @@ Every explorer keeps its latest numbers on ``.result`` and its figure on
 
 from __future__ import annotations
 
+import io
+
 import ipywidgets as W
 import matplotlib.pyplot as plt
 import numpy as np
-from IPython.display import display
 
 from qkit import kernels
 from qkit.compare import GRANULARITIES, quantize_report
@@ -18,29 +19,34 @@ from qkit.qparams import qparams_from_range
 
 
 class Explorer(W.VBox):
-    """Controls on top, a redrawn figure below; ``draw(**values) -> (figure, numbers)``."""
+    """Controls on top, a redrawn figure below; ``draw(**values) -> (figure, numbers)``.
+
+    The figure is shown as a PNG in an ``ipywidgets.Image``: updating it is one property
+    change. (Capturing ``display(fig)`` in an ``Output`` widget made Voila's executor wait
+    forever on some renders; an Image involves no output capture at all.)
+    """
 
     def __init__(self, controls: dict, draw, caption: str = ""):
         self.controls, self.draw = controls, draw
-        self.out = W.Output()
+        self.image = W.Image(format="png")
         self.label = W.HTML()
         self.result, self.figure = None, None
         for c in controls.values():
             c.observe(self._update, names="value")
-        super().__init__([W.HBox(list(controls.values())), self.label, self.out])
+        super().__init__([W.HBox(list(controls.values())), self.label, self.image])
         self.caption = caption
         self._update()
 
     def _update(self, change=None):
         values = {k: c.value for k, c in self.controls.items()}
         self.figure, self.result = self.draw(**values)
+        buf = io.BytesIO()
+        self.figure.savefig(buf, format="png", bbox_inches="tight")
         # closed for pyplot (the Figure object stays usable): otherwise the inline backend would
         # show it a second time, below the widget, when the cell finishes
         plt.close(self.figure)
         self.label.value = self.caption.format(**self.result) if self.caption else ""
-        with self.out:
-            self.out.clear_output(wait=True)
-            display(self.figure)
+        self.image.value = buf.getvalue()
 
 
 def bits_explorer(w) -> Explorer:
