@@ -37,10 +37,11 @@ def test_voila_renders_and_responds(browser, voila_app, shots, name):
     try:
         context, page, errors, failed, handle, before = _open(browser, voila_app(name), 90_000)
     except Exception as err:
-        # Voila's server-side execution sometimes stalls before the kernel answers (the log
-        # stops at "Kernel started"; upstream: voila-dashboards/voila#1395). One retry on a
-        # fresh server tells that apart from a notebook that does not render: that one fails
-        # twice. The retry is printed, so a flaky run is visible in the CI log.
+        # Voila's executor has stalled mid-notebook before (kernel idle, page cut off at a
+        # cell that showed an explorer: it waited on output captured in an Output widget,
+        # which the explorers no longer use; upstream reports: voila-dashboards/voila#1395).
+        # One retry on a fresh server tells a stall apart from a notebook that does not
+        # render (that one fails twice); the retry is printed, so it shows in the CI log.
         print(f"voila {name}: no explorer after 90 s ({type(err).__name__}); retrying once on "
               "a fresh Voila server")
         voila_app.stop()
