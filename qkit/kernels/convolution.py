@@ -74,9 +74,37 @@ def conv2d(x, w, stride=1, padding=0, dilation=1, groups: int = 1, pad_value: in
     if gemms.USE_VNNI:
         return _per_group(x, w, groups, lambda xg, wg: conv_vnni(
             xg, wg, stride, padding, dilation, pad_value), (x.shape[0], oh, ow))
-    out = np.empty((x.shape[0], oh, ow, w.shape[0]), np.int32)
-    _conv_parallel(x, w, out, stride, padding, dilation, groups, int(pad_value))
-    return out
+    # elsewhere: gather the windows into rows (im2col) and multiply with the plain GEMM, whose
+    # K-contiguous loop LLVM vectorizes; `_conv_row` is the same sum written out, for reading
+    g = np.asarray(geometry, np.int64)
+    return _per_group(x, w, groups, lambda xg, wg: gemms._gemm_plain(
+        _im2col(xg, g, oh, ow, int(pad_value)), wg.reshape(wg.shape[0], -1)),
+        (x.shape[0], oh, ow))
+
+
+@njit(cache=True, parallel=True)
+def _im2col(x, geometry, oh, ow, pad_value):
+    # (N,H,W,C) -> (N*OH*OW, KH*KW*C): one row per output pixel, in the weights' (i, j, c) order
+    kh, kw, sh, sw, ph, pw, dh, dw = geometry
+    n_len, h, w, c_len = x.shape
+    cols = np.empty((n_len * oh * ow, kh * kw * c_len), x.dtype)
+    for t in prange(n_len * oh):
+        b, oy = t // oh, t % oh
+        for ox in range(ow):
+            row = cols[t * ow + ox]
+            for i in range(kh):
+                iy = oy * sh - ph + i * dh
+                for j in range(kw):
+                    ix = ox * sw - pw + j * dw
+                    base = (i * kw + j) * c_len
+                    if 0 <= iy < h and 0 <= ix < w:
+                        src = x[b, iy, ix]
+                        for c in range(c_len):
+                            row[base + c] = src[c]
+                    else:
+                        for c in range(c_len):
+                            row[base + c] = pad_value
+    return cols
 
 
 def _per_group(x, w, groups, run, nhw):
