@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from qkit.engine.graph import trace
-from qkit.engine.model import IntegerModel, Scheme
+from qkit.engine.model import IntegerModel, Scheme, run_graph
 from qkit.qparams import qrange
 
 SEED = 20261127
@@ -97,38 +97,16 @@ class QatNet(nn.Module):
                 self.aq[key] = LSQ(act_bits, signed=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        vals = {}
-        for op in self.ops:
-            args = [vals[i] for i in op.inputs]
-            p = op.params
-            if op.kind == "input":
-                y = x
-            elif op.kind == "conv":
-                w = self.wq[op.name](self.weights[op.name])
-                y = F.conv2d(args[0], w, self.biases[op.name], p["stride"], p["padding"],
-                             p["dilation"], p["groups"])
-            elif op.kind == "linear":
-                y = F.linear(args[0], self.wq[op.name](self.weights[op.name]),
-                             self.biases[op.name])
-            elif op.kind == "add":
-                y = args[0] + args[1]
-            elif op.kind == "maxpool":
-                y = F.max_pool2d(args[0], p["kernel"], p["stride"])
-            elif op.kind == "avgpool":
-                y = args[0].mean(dim=(2, 3), keepdim=True) if p.get("global") else \
-                    F.avg_pool2d(args[0], p["kernel"], p["stride"])
-            elif op.kind == "flatten":
-                y = args[0].flatten(1)
-            elif op.kind == "relu":
-                y = F.relu(args[0])
-            if op.activation == "relu":
-                y = F.relu(y)
-            elif op.activation == "relu6":
-                y = F.relu6(y)
-            if op.name in self.aq:
-                y = self.aq[op.name](y)
-            vals[op.name] = y
-        return vals[self.output]
+        return run_graph(self.ops, x, self._layer, self._quantize_output)[self.output]
+
+    def _layer(self, op, x):
+        w, b, p = self.wq[op.name](self.weights[op.name]), self.biases[op.name], op.params
+        if op.kind == "conv":
+            return F.conv2d(x, w, b, p["stride"], p["padding"], p["dilation"], p["groups"])
+        return F.linear(x, w, b)
+
+    def _quantize_output(self, op, y):
+        return self.aq[op.name](y) if op.name in self.aq else y
 
     def learned_steps(self) -> dict:
         """Per-layer weight steps (arrays) and activation steps (floats)."""

@@ -16,6 +16,7 @@ import numpy as np
 
 from qkit import kernels
 from qkit.engine.graph import trace
+from qkit.engine.model import run_graph
 from qkit.metrics import quantized_bytes
 from qkit.qparams import QParams, qparams_from_tensor
 
@@ -43,34 +44,9 @@ class _Graph:
 
     def __call__(self, x) -> np.ndarray:
         import torch
-        from torch.nn import functional as F
 
-        vals = {}
         with torch.no_grad():
-            for op in self.ops:
-                p = op.params
-                args = [vals[i] for i in op.inputs]
-                if op.kind == "input":
-                    y = torch.as_tensor(np.asarray(x, np.float32))
-                elif op.kind in ("conv", "linear"):
-                    y = self._layer(op, args[0])
-                elif op.kind == "add":
-                    y = args[0] + args[1]
-                elif op.kind == "maxpool":
-                    y = F.max_pool2d(args[0], p["kernel"], p["stride"])
-                elif op.kind == "avgpool":
-                    y = args[0].mean(dim=(2, 3), keepdim=True) if p.get("global") else \
-                        F.avg_pool2d(args[0], p["kernel"], p["stride"])
-                elif op.kind == "flatten":
-                    y = args[0].flatten(1)
-                elif op.kind == "relu":
-                    y = F.relu(args[0])
-                if op.activation == "relu":
-                    y = F.relu(y)
-                elif op.activation == "relu6":
-                    y = F.relu6(y)
-                vals[op.name] = y
-        return vals[self.output].numpy()
+            return run_graph(self.ops, x, self._layer)[self.output].numpy()
 
 
 class DynamicModel(_Graph):

@@ -61,40 +61,59 @@ SCHEMES = {
 }
 
 
-def run_float(ops: list[Op], x, keep: bool = False):
-    """The traced float model (BN folded) with torch functional ops, NCHW; all outputs if keep."""
+def run_graph(ops: list[Op], x, layer, post=None) -> dict:
+    """Every op's output of a traced graph in NCHW torch tensors: ``layer(op, x)`` computes a
+    conv/linear (float, fake-quantized or integer), ``post(op, y)`` may change any output
+    (QAT's activation quantizers); pooling, add, flatten and activations are torch's."""
     import torch
     from torch.nn import functional as F
 
     vals = {}
+    for op in ops:
+        p = op.params
+        args = [vals[i] for i in op.inputs]
+        if op.kind == "input":
+            y = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x, np.float32))
+        elif op.kind in ("conv", "linear"):
+            y = layer(op, args[0])
+        elif op.kind == "add":
+            y = args[0] + args[1]
+        elif op.kind == "maxpool":
+            y = F.max_pool2d(args[0], p["kernel"], p["stride"])
+        elif op.kind == "avgpool":
+            y = args[0].mean(dim=(2, 3), keepdim=True) if p.get("global") else \
+                F.avg_pool2d(args[0], p["kernel"], p["stride"])
+        elif op.kind == "flatten":
+            y = args[0].flatten(1)
+        elif op.kind == "relu":
+            y = F.relu(args[0])
+        if op.activation == "relu":
+            y = F.relu(y)
+        elif op.activation == "relu6":
+            y = F.relu6(y)
+        vals[op.name] = y if post is None else post(op, y)
+    return vals
+
+
+def float_layer(op: Op, x):
+    """A conv/linear op with its own (BN-folded) float weights."""
+    import torch
+    from torch.nn import functional as F
+
+    p = op.params
+    w, b = torch.from_numpy(p["weight"]), torch.from_numpy(p["bias"])
+    if op.kind == "conv":
+        return F.conv2d(x, w, b, p["stride"], p["padding"], p["dilation"], p["groups"])
+    return F.linear(x, w, b)
+
+
+def run_float(ops: list[Op], x, keep: bool = False):
+    """The traced float model (BN folded) with torch functional ops, NCHW; all outputs if keep."""
+    import torch
+
     with torch.no_grad():
-        for op in ops:
-            p = op.params
-            args = [vals[i] for i in op.inputs]
-            if op.kind == "input":
-                y = torch.as_tensor(x)
-            elif op.kind == "conv":
-                y = F.conv2d(args[0], torch.from_numpy(p["weight"]), torch.from_numpy(p["bias"]),
-                             p["stride"], p["padding"], p["dilation"], p["groups"])
-            elif op.kind == "linear":
-                y = F.linear(args[0], torch.from_numpy(p["weight"]), torch.from_numpy(p["bias"]))
-            elif op.kind == "add":
-                y = args[0] + args[1]
-            elif op.kind == "maxpool":
-                y = F.max_pool2d(args[0], p["kernel"], p["stride"])
-            elif op.kind == "avgpool":
-                y = args[0].mean(dim=(2, 3), keepdim=True) if p.get("global") else \
-                    F.avg_pool2d(args[0], p["kernel"], p["stride"])
-            elif op.kind == "flatten":
-                y = args[0].flatten(1)
-            elif op.kind == "relu":
-                y = F.relu(args[0])
-            if op.activation == "relu":
-                y = F.relu(y)
-            elif op.activation == "relu6":
-                y = F.relu6(y)
-            vals[op.name] = y
-    return vals if keep else y
+        vals = run_graph(ops, x, float_layer)
+    return vals if keep else vals[ops[-1].name]
 
 
 class IntegerModel:
