@@ -88,6 +88,20 @@ def max_abs(q: np.ndarray) -> int:
     return max(abs(int(q.min())), abs(int(q.max())))
 
 
+def centred_bound(x: np.ndarray, zero_point: int, k: int, bmax: int) -> int:
+    """A bound on ``|x - zero_point|`` good enough for `check_accumulation` with ``k``, ``bmax``.
+
+    The dtype's range when that already proves the int32 sum exact (the common 8-bit case,
+    no pass over the data); otherwise the data's actual extremes, so that long K with small
+    values is still accepted.
+    """
+    info = np.iinfo(x.dtype)
+    bound = max(int(info.max) - int(zero_point), int(zero_point) - int(info.min))
+    if int(k) * bound * int(bmax) <= INT32_MAX:
+        return bound
+    return max(abs(int(x.max()) - int(zero_point)), abs(int(x.min()) - int(zero_point)))
+
+
 def storage_dtype(qmin: int, qmax: int) -> np.dtype:
     """Smallest integer dtype that holds [qmin, qmax]."""
     for dt in (np.uint8, np.int8, np.uint16, np.int16, np.int32):
@@ -167,7 +181,7 @@ def check_qlinear(x, w_n_k, w_max_abs, x_zero_point, multiplier, out_zero_point,
     if int(x_zero_point) != x_zero_point or not info.min <= x_zero_point <= info.max:
         raise ValueError(f"x_zero_point must be an integer in the range of {x.dtype}, "
                          f"got {x_zero_point}")
-    centred = max(abs(int(x.max()) - int(x_zero_point)), abs(int(x.min()) - int(x_zero_point)))
+    centred = centred_bound(x, x_zero_point, k, w_max_abs)
     check_accumulation(k, centred, w_max_abs, "(x - x_zero_point) @ w")
     qmin, qmax = check_qrange(qmin, qmax)
     if storage_dtype(qmin, qmax).itemsize != 1:
@@ -216,7 +230,8 @@ def check_conv2d(x, w, stride, padding, dilation, groups, pad_value):
     if int(pad_value) != pad_value or not info.min <= pad_value <= info.max:
         raise ValueError(f"pad_value must be an integer in the range of {x.dtype}, got {pad_value}")
     k = w.shape[1] * w.shape[2] * w.shape[3]
-    check_accumulation(k, max(max_abs(x), abs(int(pad_value))), max_abs(w), "conv2d")
+    wmax = max_abs(w)
+    check_accumulation(k, max(centred_bound(x, 0, k, wmax), abs(int(pad_value))), wmax, "conv2d")
     return x, w, params["stride"], params["padding"], params["dilation"], int(groups), (oh, ow)
 
 

@@ -215,6 +215,19 @@ def test_qconv2d(rng, monkeypatch, use_vnni, xshape, wshape, stride, padding, di
         assert_same(K.qconv2d(x, w, *args), R.qconv2d(x, w, *args))
 
 
+def test_conv2d_reuses_its_workspace_safely(rng, monkeypatch):
+    # the VNNI path keeps its padded input buffer per shape: consecutive calls with the same
+    # shape but another dtype, padding value or image must not see the previous call's bytes
+    if not vnni_available():
+        pytest.skip("no AVX-512 VNNI on this CPU (or JIT off)")
+    monkeypatch.setattr(kgemm, "USE_VNNI", True)
+    w = ints(rng, (40, 3, 3, 8), S8)
+    for adt, pad in [(U8, 0), (U8, 255), (S8, -128), (S8, 127), (U8, 7)]:
+        x = ints(rng, (3, 10, 13, 8), adt)  # 390 output pixels: 48 full tiles and a tail of 6
+        out = K.conv2d(x, w, padding=1, pad_value=pad)
+        assert_same(out, R.conv2d(x, w, padding=1, pad_value=pad))
+
+
 def test_conv2d_matches_gemm_for_pointwise(rng):
     x, w = ints(rng, (2, 3, 4, 5), U8), ints(rng, (6, 1, 1, 5), S8)
     out = K.conv2d(x, w)

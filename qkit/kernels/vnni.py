@@ -18,7 +18,9 @@ plain loop in `qkit.kernels.gemms` is the same computation, readable.
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 
 import llvmlite.binding as llvm
 import numba
@@ -89,17 +91,19 @@ def _vec_at(builder, data, index, vec_type):
     return builder.bitcast(ptr, vec_type.as_pointer())
 
 
-def _direct_tile(builder, x_data, row_base, row_step, taps_data, n_taps, cq, b_data, panel, mr):
-    """Emit the K loop of a direct convolution for ``mr`` consecutive output pixels.
+def _direct_tile(builder, x_data, offs_data, row0, taps_data, n_taps, cq, b_data, panel, mr):
+    """Emit the K loop of a direct convolution for ``mr`` output pixels.
 
-    Row ``r`` of the tile reads the padded input at ``row_base + r * row_step + taps[t] + 4c``
-    for tap ``t`` and channel quad ``c``: the patch matrix is never built.
+    Pixel ``row0 + r`` of the tile reads the padded input at ``offs[row0 + r] + taps[t] + 4c``
+    for tap ``t`` and channel quad ``c``: the patch matrix is never built, and a tile may
+    span output rows (and images), so every tile but the last has all ``mr`` rows.
     """
     fn = builder.module.declare_intrinsic(
         "llvm.x86.avx512.vpdpbusd.512", fnty=ir.FunctionType(_V16, [_V16, _V16, _V16]))
-    i64 = row_base.type
+    i64 = row0.type
     x8 = builder.bitcast(x_data, ir.IntType(8).as_pointer())
-    rows = [builder.gep(x8, [builder.add(row_base, builder.mul(row_step, i64(r)))])
+    offs = builder.bitcast(offs_data, i64.as_pointer())
+    rows = [builder.gep(x8, [builder.load(builder.gep(offs, [builder.add(row0, i64(r))]))])
             for r in range(mr)]
     taps = builder.bitcast(taps_data, i64.as_pointer())
     kq = builder.mul(n_taps, cq)
@@ -175,25 +179,33 @@ def _store_requant(builder, sums, out_data, out_row, ldc, panel, mr, col_off, bi
                    lo, hi):
     """``y = clamp(rne(f32(f32(acc + col_off) + bias) * mult) + zp, lo, hi)`` per column.
 
-    fbgemm's float32 requantization, in registers; clamping before the conversion to
-    an integer gives the same result and keeps the conversion in range.
+    fbgemm's float32 requantization, in registers. Clamping to ``[lo - zp, hi - zp]`` before
+    rounding gives the same result (the bounds are integers) and keeps the conversion in
+    range; the x86 intrinsics are used as they are (``vmaxps``, ``vminps``, ``vcvtps2dq`` with
+    round-to-nearest-even embedded) because LLVM's generic ``maxnum`` adds NaN handling that
+    cannot occur here (the sum is an integer, bias and multiplier are checked finite).
     """
     f32 = ir.FloatType()
     vf = ir.VectorType(f32, 16)
     v8 = ir.VectorType(ir.IntType(8), 16)
     mod = builder.module
-    roundeven = mod.declare_intrinsic("llvm.roundeven.v16f32", fnty=ir.FunctionType(vf, [vf]))
-    fmax = mod.declare_intrinsic("llvm.maxnum.v16f32", fnty=ir.FunctionType(vf, [vf, vf]))
-    fmin = mod.declare_intrinsic("llvm.minnum.v16f32", fnty=ir.FunctionType(vf, [vf, vf]))
+    minmax = [mod.declare_intrinsic(f"llvm.x86.avx512.{op}.ps.512",
+                                    fnty=ir.FunctionType(vf, [vf, vf, _I32]))
+              for op in ("max", "min")]
+    to_int = mod.declare_intrinsic(
+        "llvm.x86.avx512.mask.cvtps2dq.512",
+        fnty=ir.FunctionType(_V16, [vf, _V16, ir.IntType(16), _I32]))
+    current = _I32(4)  # rounding argument of max/min: the current mode (they do not round)
+    nearest_even = _I32(8)  # {rn-sae}
 
-    def splat(value):
-        return builder.shuffle_vector(builder.insert_element(ir.Constant(vf, None), value,
+    def splat(value, vtype):
+        return builder.shuffle_vector(builder.insert_element(ir.Constant(vtype, None), value,
                                                              _I32(0)),
-                                      ir.Constant(vf, None), ir.Constant(_V16, [0] * 16))
+                                      ir.Constant(vtype, None), ir.Constant(_V16, [0] * 16))
 
     zp_f, lo_f, hi_f = (builder.sitofp(v, f32) for v in (zp, lo, hi))
-    lo_v, hi_v = splat(builder.fsub(lo_f, zp_f)), splat(builder.fsub(hi_f, zp_f))
-    zp_v = builder.fptosi(splat(zp_f), _V16)
+    lo_v, hi_v = splat(builder.fsub(lo_f, zp_f), vf), splat(builder.fsub(hi_f, zp_f), vf)
+    zp_v = splat(builder.trunc(zp, _I32), _V16)
     col0 = builder.mul(panel, panel.type(NR))
     params = []
     for j in range(2):
@@ -206,9 +218,11 @@ def _store_requant(builder, sums, out_data, out_row, ldc, panel, mr, col_off, bi
             off, bias_v, mult_v = params[j]
             x = builder.sitofp(builder.add(sums[2 * r + j], off), vf)
             y = builder.fmul(builder.fadd(x, bias_v), mult_v)
-            y = builder.call(fmin, [builder.call(fmax, [builder.call(roundeven, [y]), lo_v]),
-                                    hi_v])
-            quantized.append(builder.trunc(builder.add(builder.fptosi(y, _V16), zp_v), v8))
+            y = builder.call(minmax[1], [builder.call(minmax[0], [y, lo_v, current]), hi_v,
+                                         current])
+            q = builder.call(to_int, [y, ir.Constant(_V16, None), ir.IntType(16)(-1),
+                                      nearest_even])
+            quantized.append(builder.trunc(builder.add(q, zp_v), v8))
     _store_vectors(builder, quantized, out_data, out_row, ldc, panel, mr, v8)
 
 
@@ -216,7 +230,7 @@ def _codegen(mr: int, direct: bool, requant: bool):
     """Code for one ``mr x 32`` output tile.
 
     Source arguments: ``a, a_row, b, panel, kq`` (rows of a packed matrix) or, when
-    ``direct``, ``x, row_base, row_step, taps, cq, b, panel`` (a padded NHWC input).
+    ``direct``, ``x, offs, row0, taps, cq, b, panel`` (a padded NHWC input).
     Then ``out, out_row, ldc`` and, when ``requant``, ``col_off, bias, mult, zp, lo, hi``.
     """
     n_src = 7 if direct else 5
@@ -227,7 +241,8 @@ def _codegen(mr: int, direct: bool, requant: bool):
 
         if direct:
             n_taps = builder.extract_value(array(3).shape, 0)
-            sums = _direct_tile(builder, array(0).data, args[1], args[2], array(3).data, n_taps,
+            sums = _direct_tile(builder, array(0).data, array(1).data, args[2], array(3).data,
+                                n_taps,
                                 args[4], array(5).data, args[6], mr)
             panel = args[6]
         else:
@@ -260,14 +275,14 @@ def _microkernel(mr: int, direct: bool, requant: bool):
                                zp, lo, hi), _codegen(mr, direct, requant))
     elif not requant:
         @intrinsic
-        def kernel(typingctx, x, row_base, row_step, taps, cq, b, panel, out, out_row, ldc):
-            return (types.void(x, row_base, row_step, taps, cq, b, panel, out, out_row, ldc),
+        def kernel(typingctx, x, offs, row0, taps, cq, b, panel, out, out_row, ldc):
+            return (types.void(x, offs, row0, taps, cq, b, panel, out, out_row, ldc),
                     _codegen(mr, direct, requant))
     else:
         @intrinsic
-        def kernel(typingctx, x, row_base, row_step, taps, cq, b, panel, out, out_row, ldc,
+        def kernel(typingctx, x, offs, row0, taps, cq, b, panel, out, out_row, ldc,
                    col_off, bias, mult, zp, lo, hi):
-            return (types.void(x, row_base, row_step, taps, cq, b, panel, out, out_row, ldc,
+            return (types.void(x, offs, row0, taps, cq, b, panel, out, out_row, ldc,
                                col_off, bias, mult, zp, lo, hi), _codegen(mr, direct, requant))
     return kernel
 
@@ -317,46 +332,77 @@ def _qgemm_vnni(a, b, out, kq, col_off, bias, mult, zp, lo, hi):
 
 
 @njit(cache=True, parallel=True)
-def _conv_direct(xp, taps, cq, b, out, oh, ow, sh, sw):
-    # xp (N, Hp, Wp, Cp) padded u8; one output row of MR-pixel tiles at a time -> out s32
-    hp, wp, cp = xp.shape[1], xp.shape[2], xp.shape[3]
-    n_panels, ldc = b.shape[0], out.shape[1]
-    full = ow // MR * MR
-    r4, r1 = _tail4(ow)
-    step = sw * cp
-    for t in prange(xp.shape[0] * oh):
-        n, oy = t // oh, t % oh
-        base = (n * hp + oy * sh) * wp * cp
-        for p in range(n_panels):
-            for ox in range(0, full, MR):
-                _dk8(xp, base + ox * step, step, taps, cq, b, p, out, t * ow + ox, ldc)
-            if r4 < ow:
-                _dk4(xp, base + r4 * step, step, taps, cq, b, p, out, t * ow + r4, ldc)
-            for ox in range(r1, ow):
-                _dk1(xp, base + ox * step, step, taps, cq, b, p, out, t * ow + ox, ldc)
+def _conv_direct(xp, offs, taps, cq, b, out):
+    # xp padded u8 (flat), offs[p] = where output pixel p's window starts -> out s32
+    total, n_panels, ldc = offs.shape[0], b.shape[0], out.shape[1]
+    r4, r1 = _tail4(total)
+    for i in prange(total // MR):
+        for p in range(n_panels):  # the tile's input rows stay in L1 across the panels
+            _dk8(xp, offs, i * MR, taps, cq, b, p, out, i * MR, ldc)
+    for p in range(n_panels):
+        if r4 < total:
+            _dk4(xp, offs, r4, taps, cq, b, p, out, r4, ldc)
+        for row in range(r1, total):
+            _dk1(xp, offs, row, taps, cq, b, p, out, row, ldc)
 
 
 @njit(cache=True, parallel=True)
-def _qconv_direct(xp, taps, cq, b, out, oh, ow, sh, sw, col_off, bias, mult, zp, lo, hi):
+def _qconv_direct(xp, offs, taps, cq, b, out, col_off, bias, mult, zp, lo, hi):
     # _conv_direct with requantization to 8 bits in registers
-    hp, wp, cp = xp.shape[1], xp.shape[2], xp.shape[3]
-    n_panels, ldc = b.shape[0], out.shape[1]
-    full = ow // MR * MR
-    r4, r1 = _tail4(ow)
-    step = sw * cp
-    for t in prange(xp.shape[0] * oh):
-        n, oy = t // oh, t % oh
-        base = (n * hp + oy * sh) * wp * cp
+    total, n_panels, ldc = offs.shape[0], b.shape[0], out.shape[1]
+    r4, r1 = _tail4(total)
+    for i in prange(total // MR):
         for p in range(n_panels):
-            for ox in range(0, full, MR):
-                _dk8_rq(xp, base + ox * step, step, taps, cq, b, p, out, t * ow + ox, ldc,
-                        col_off, bias, mult, zp, lo, hi)
-            if r4 < ow:
-                _dk4_rq(xp, base + r4 * step, step, taps, cq, b, p, out, t * ow + r4, ldc,
-                        col_off, bias, mult, zp, lo, hi)
-            for ox in range(r1, ow):
-                _dk1_rq(xp, base + ox * step, step, taps, cq, b, p, out, t * ow + ox, ldc,
-                        col_off, bias, mult, zp, lo, hi)
+            _dk8_rq(xp, offs, i * MR, taps, cq, b, p, out, i * MR, ldc, col_off, bias, mult, zp,
+                    lo, hi)
+    for p in range(n_panels):
+        if r4 < total:
+            _dk4_rq(xp, offs, r4, taps, cq, b, p, out, r4, ldc, col_off, bias, mult, zp, lo, hi)
+        for row in range(r1, total):
+            _dk1_rq(xp, offs, row, taps, cq, b, p, out, row, ldc, col_off, bias, mult, zp, lo,
+                    hi)
+
+
+@njit(cache=True, parallel=True)
+def _window_offsets(n_len, oh, ow, hp, wp, sh, sw, cp):
+    # where each output pixel's window starts in the padded input, pixels in (n, oy, ox) order
+    offs = np.empty(n_len * oh * ow, np.int64)
+    for t in prange(n_len * oh):
+        b, oy = t // oh, t % oh
+        base = (b * hp + oy * sh) * wp * cp
+        for ox in range(ow):
+            offs[t * ow + ox] = base + ox * sw * cp
+    return offs
+
+
+_WORKSPACES = threading.local()
+
+
+def _workspace(shape) -> np.ndarray:
+    """A scratch uint8 buffer for the padded input, reused per shape and thread.
+
+    A fresh multi-megabyte array costs a page fault per 4 KiB on first touch (about 0.5 ms
+    for the MNIST CNN's conv2 at batch 256, a tenth of the layer); the buffer never leaves
+    `conv_vnni` / `qconv_vnni`, so reusing it is safe. The 4 most recent shapes are kept.
+    """
+    cache = getattr(_WORKSPACES, "buffers", None)
+    if cache is None:
+        cache = _WORKSPACES.buffers = {}
+    buf = cache.pop(shape, None)
+    if buf is None:
+        buf = np.empty(shape, np.uint8)
+        while len(cache) >= 4:
+            cache.pop(next(iter(cache)))
+    cache[shape] = buf  # most recent last
+    return buf
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_offsets(*geometry) -> np.ndarray:
+    """`_window_offsets`, kept per geometry (a model calls each layer with the same shapes)."""
+    offs = _window_offsets(*geometry)
+    offs.flags.writeable = False
+    return offs
 
 
 def _out_rows(rows: int, pw, dtype) -> np.ndarray:
@@ -430,7 +476,7 @@ def qgemm_vnni(a: np.ndarray, pw: PackedWeights, x_zero_point: int, mult: np.nda
 
 
 class ConvPlan:
-    """A padded, unsigned copy of the input and tap offsets for `_conv_direct`.
+    """A padded, unsigned copy of the input, window offsets and tap offsets for `_conv_direct`.
 
     Channels are padded to a multiple of 4 (one ``vpdpbusd`` quad); the weights get
     matching zero channels, so K is ordered (kh, kw, c) as in the reference's im2col.
@@ -443,27 +489,39 @@ class ConvPlan:
         cp = -(-c // 4) * 4
         self.flip = 128 if x.dtype == np.int8 else 0
         pad = (int(pad_value) + self.flip) & 0xFF  # the padding value, unsigned like the rest
-        self.xp = np.full((n, h + 2 * ph, wd + 2 * pw, cp), pad, np.uint8)
-        self.xp[:, ph:ph + h, pw:pw + wd, :c] = x.view(np.uint8) ^ np.uint8(self.flip)
-        wp = np.zeros((o, kh, kw, cp), np.int8)
-        wp[..., :c] = w
-        self.weights = PackedWeights(wp.reshape(o, -1))
-        self.taps = np.array([(i * dh * self.xp.shape[2] + j * dw) * cp
-                              for i in range(kh) for j in range(kw)], np.int64)
-        self.cq, self.stride = cp // 4, (sh, sw)
+        hp, wp = h + 2 * ph, wd + 2 * pw
+        self.xp = _workspace((n, hp, wp, cp))
+        if cp != c:
+            self.xp.fill(pad)
+        else:  # only the border: the rest is copied over
+            for border in (np.s_[:, :ph], np.s_[:, ph + h:], np.s_[:, :, :pw],
+                           np.s_[:, :, pw + wd:]):
+                self.xp[border] = pad
+        np.bitwise_xor(x.view(np.uint8), np.uint8(self.flip), out=self.xp[:, ph:ph + h,
+                                                                         pw:pw + wd, :c])
+        wpad = np.zeros((o, kh, kw, cp), np.int8)
+        wpad[..., :c] = w
+        self.weights = PackedWeights(wpad.reshape(o, -1))
+        if dw == 1:  # a kernel row's kw pixels are contiguous: one long tap per row
+            self.taps = np.array([i * dh * wp * cp for i in range(kh)], np.int64)
+            self.cq = kw * cp // 4
+        else:
+            self.taps = np.array([(i * dh * wp + j * dw) * cp
+                                  for i in range(kh) for j in range(kw)], np.int64)
+            self.cq = cp // 4
         self.oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
         self.ow = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        self.offs = _cached_offsets(n, self.oh, self.ow, hp, wp, sh, sw, cp)
 
     def out(self, dtype) -> np.ndarray:
-        return _out_rows(self.xp.shape[0] * self.oh * self.ow, self.weights, dtype)
+        return _out_rows(self.offs.shape[0], self.weights, dtype)
 
 
 def conv_vnni(x, w, stride, padding, dilation, pad_value) -> np.ndarray:
     """Ungrouped conv2d of checked operands -> (N*OH*OW, O) int32."""
     plan = ConvPlan(x, w, stride, padding, dilation, pad_value)
     out = plan.out(np.int32)
-    _conv_direct(plan.xp, plan.taps, plan.cq, plan.weights.panels, out, plan.oh, plan.ow,
-                 *plan.stride)
+    _conv_direct(plan.xp, plan.offs, plan.taps, plan.cq, plan.weights.panels, out)
     out = _valid(out, w.shape[0])
     if plan.flip:
         out -= np.int32(128) * plan.weights.col_sums  # exact mod 2**32; the true sum fits
@@ -481,6 +539,6 @@ def qconv_vnni(x, w, stride, padding, dilation, x_zero_point, mult, bias, zp, lo
     mult_p, bias_p = np.zeros(n_pad, np.float32), np.zeros(n_pad, np.float32)
     mult_p[:pw.n], bias_p[:pw.n] = mult, bias
     out = plan.out(out_dtype)
-    _qconv_direct(plan.xp, plan.taps, plan.cq, pw.panels, out, plan.oh, plan.ow, *plan.stride,
-                  col_off, bias_p, mult_p, zp, lo, hi)
+    _qconv_direct(plan.xp, plan.offs, plan.taps, plan.cq, pw.panels, out, col_off, bias_p,
+                  mult_p, zp, lo, hi)
     return _valid(out, pw.n)
