@@ -17,8 +17,11 @@ from hypothesis.extra import numpy as hnp
 import qkit.kernels as K
 import qkit.reference as R
 from qkit.fixedpoint import quantize_multiplier
+from qkit.kernels import avx2
 from qkit.kernels import convolution as kconv
 from qkit.kernels import gemms as kgemm
+from qkit.kernels.avx2 import avx2_available
+from qkit.kernels.avx2 import int16_steps as avx2_int16_steps
 from qkit.kernels.vnni import vnni_available
 from qkit.qparams import QParams, qparams_from_tensor
 
@@ -34,6 +37,19 @@ def ints(rng, shape, dtype, lo=None, hi=None):
     lo = info.min if lo is None else lo
     hi = info.max if hi is None else hi
     return rng.integers(lo, hi, shape, endpoint=True).astype(dtype)
+
+
+PATHS = ["plain", "avx2", "vnni"]  # the kernel families `qkit.kernels.gemms` dispatches to
+
+
+def use_path(monkeypatch, path):
+    """Route gemm/conv/qlinear to one kernel family (skipped where the CPU lacks it)."""
+    if path == "vnni" and not vnni_available():
+        pytest.skip("no AVX-512 VNNI on this CPU (or JIT off)")
+    if path == "avx2" and not avx2_available():
+        pytest.skip("no AVX2 on this CPU (or JIT off)")
+    monkeypatch.setattr(kgemm, "USE_VNNI", path == "vnni")
+    monkeypatch.setattr(kgemm, "USE_AVX2", path == "avx2")
 
 
 def assert_same(a, b):
@@ -74,20 +90,61 @@ def test_gemm_extremes(name):
     assert K.gemm(a, w).tolist() == [[129540, -64770]] * 2
 
 
-@pytest.mark.parametrize("use_vnni", [False, True], ids=["plain loop", "VNNI micro-kernel"])
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("m,k,n", GEMM_SHAPES + [(8, 4, 32), (16, 8, 64), (25, 130, 97),
                                    (9, 12, 48), (1, 3, 16)])
 @pytest.mark.parametrize("adt", [U8, S8])
-def test_gemm_both_paths_and_packed(rng, monkeypatch, use_vnni, m, k, n, adt):
-    if use_vnni and not vnni_available():
-        pytest.skip("no AVX-512 VNNI on this CPU (or JIT off)")
-    monkeypatch.setattr(kgemm, "USE_VNNI", use_vnni)
+def test_gemm_both_paths_and_packed(rng, monkeypatch, path, m, k, n, adt):
+    use_path(monkeypatch, path)
     a, w = ints(rng, (m, k), adt), ints(rng, (n, k), S8)
     expected = R.gemm(a, w)
     assert_same(K.gemm(a, w), expected)
     assert_same(K.gemm_packed(a, K.pack_weights(w)), expected)
     ext = np.full((m, k), np.iinfo(adt).min, adt), np.full((n, k), -128, S8)  # extremes
     assert_same(K.gemm(*ext), R.gemm(*ext))
+
+
+def test_int16_steps_is_the_exactness_bound():
+    # 2 L A W <= 32767: the int16 lane of vpmaddubsw + vpaddw can neither saturate nor wrap
+    assert avx2_int16_steps(255, 8) == 8  # W4A8
+    assert avx2_int16_steps(127, 8) == 16  # W4A7
+    assert avx2_int16_steps(127, 127) == 1
+    assert avx2_int16_steps(255, 128) == 0  # full int8: one pair can saturate
+    for a_max, w_max in [(255, 8), (127, 8), (100, 30), (255, 64)]:
+        steps = avx2_int16_steps(a_max, w_max)
+        assert 2 * steps * a_max * w_max <= 32767 < 2 * (steps + 1) * a_max * w_max
+
+
+@pytest.mark.parametrize("a_max,w_max", [(255, 8), (127, 8), (127, 127), (255, 64), (1, 1)])
+@pytest.mark.parametrize("m,k,n", [(5, 301, 17), (4, 32, 16), (1, 2, 1), (9, 33, 40)])
+def test_avx2_int16_accumulation_exact_up_to_its_bound(rng, a_max, w_max, m, k, n):
+    if not avx2_available():
+        pytest.skip("no AVX2 on this CPU (or JIT off)")
+    for w_val in (-w_max, w_max):  # worst case: every int16 partial sum at its limit
+        a = np.full((m, k), a_max, U8)
+        w = np.full((n, k), w_val, S8)
+        assert_same(avx2.gemm_avx2(a, K.pack_weights(w), "int16"), R.gemm(a, w))
+    a, w = ints(rng, (m, k), U8, 0, a_max), ints(rng, (n, k), S8, -w_max, w_max)
+    for path in ("int16", "int32", "auto"):
+        assert_same(avx2.gemm_avx2(a, K.pack_weights(w), path), R.gemm(a, w))
+    s = ints(rng, (m, k), S8)  # signed activations are shifted to a + 128 and corrected
+    for path in ("int32", "auto"):
+        assert_same(avx2.gemm_avx2(s, K.pack_weights(w), path), R.gemm(s, w))
+
+
+def test_avx2_int16_bound_is_needed():
+    # one step past the bound the int16 sums wrap: the check in gemm_avx2 is what keeps it exact
+    if not avx2_available():
+        pytest.skip("no AVX2 on this CPU (or JIT off)")
+    a, w = np.full((4, 64), 255, U8), np.full((16, 64), -8, S8)
+    steps = avx2_int16_steps(255, 8)
+    out = np.empty((4, 16), np.int32)
+    avx2._gemm_ub(a, avx2.pack_pairs(w, np.int8), out, 32, steps + 1)
+    assert not np.array_equal(out, R.gemm(a, w))
+    avx2._gemm_ub(a, avx2.pack_pairs(w, np.int8), out, 32, steps)
+    assert_same(out, R.gemm(a, w))
+    with pytest.raises(ValueError, match="int16 accumulation is not exact"):
+        avx2.gemm_avx2(a, K.pack_weights(np.full((2, 64), -128, S8)), "int16")
 
 
 def test_gemm_packed_checks(rng):
@@ -125,12 +182,10 @@ def test_gemm_serial_equals_parallel(rng):
     assert_same(serial, parallel)
 
 
-@pytest.mark.parametrize("use_vnni", [False, True], ids=["plain loop", "VNNI"])
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("k", [1, 2, 7, 8, 64, 129])
-def test_int4_pack_and_gemm(rng, monkeypatch, use_vnni, k):
-    if use_vnni and not vnni_available():
-        pytest.skip("no AVX-512 VNNI on this CPU (or JIT off)")
-    monkeypatch.setattr(kgemm, "USE_VNNI", use_vnni)
+def test_int4_pack_and_gemm(rng, monkeypatch, path, k):
+    use_path(monkeypatch, path)
     w4 = ints(rng, (5, k), S8, -8, 7)
     packed = R.pack_int4(w4)
     assert_same(K.pack_int4(w4), packed)
@@ -174,14 +229,12 @@ CONV_CASES = [
 ]
 
 
-@pytest.mark.parametrize("use_vnni", [False, True], ids=["plain loop", "VNNI"])
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("xshape,wshape,stride,padding,dilation,groups", CONV_CASES)
 @pytest.mark.parametrize("adt", [U8, S8])
-def test_conv2d(rng, monkeypatch, use_vnni, xshape, wshape, stride, padding, dilation, groups,
+def test_conv2d(rng, monkeypatch, path, xshape, wshape, stride, padding, dilation, groups,
                 adt):
-    if use_vnni and not vnni_available():
-        pytest.skip("no AVX-512 VNNI on this CPU (or JIT off)")
-    monkeypatch.setattr(kgemm, "USE_VNNI", use_vnni)
+    use_path(monkeypatch, path)
     x = ints(rng, xshape, adt)
     w = ints(rng, wshape + (xshape[3] // groups,), S8)
     pad = int(np.iinfo(adt).max)  # zero point at its limit
@@ -195,14 +248,12 @@ def test_conv2d(rng, monkeypatch, use_vnni, xshape, wshape, stride, padding, dil
     assert_same(serial, out)
 
 
-@pytest.mark.parametrize("use_vnni", [False, True], ids=["plain loop", "VNNI fused"])
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("xshape,wshape,stride,padding,dilation,groups", CONV_CASES)
 @pytest.mark.parametrize("adt,lo,hi", [(U8, 0, 255), (S8, -128, 127)])
-def test_qconv2d(rng, monkeypatch, use_vnni, xshape, wshape, stride, padding, dilation, groups,
+def test_qconv2d(rng, monkeypatch, path, xshape, wshape, stride, padding, dilation, groups,
                  adt, lo, hi):
-    if use_vnni and not vnni_available():
-        pytest.skip("no AVX-512 VNNI on this CPU (or JIT off)")
-    monkeypatch.setattr(kgemm, "USE_VNNI", use_vnni)
+    use_path(monkeypatch, path)
     x = ints(rng, xshape, adt)
     w = ints(rng, wshape + (xshape[3] // groups,), S8)
     o = wshape[0]
@@ -218,9 +269,7 @@ def test_qconv2d(rng, monkeypatch, use_vnni, xshape, wshape, stride, padding, di
 def test_conv2d_reuses_its_workspace_safely(rng, monkeypatch):
     # the VNNI path keeps its padded input buffer per shape: consecutive calls with the same
     # shape but another dtype, padding value or image must not see the previous call's bytes
-    if not vnni_available():
-        pytest.skip("no AVX-512 VNNI on this CPU (or JIT off)")
-    monkeypatch.setattr(kgemm, "USE_VNNI", True)
+    use_path(monkeypatch, "vnni")
     w = ints(rng, (40, 3, 3, 8), S8)
     for adt, pad in [(U8, 0), (U8, 255), (S8, -128), (S8, 127), (U8, 7)]:
         x = ints(rng, (3, 10, 13, 8), adt)  # 390 output pixels: 48 full tiles and a tail of 6
@@ -337,14 +386,12 @@ def test_fused_activation_clamps(rng, activation):
     np.testing.assert_array_equal(out, expected)
 
 
-@pytest.mark.parametrize("use_vnni", [False, True], ids=["plain loop", "VNNI fused"])
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("m,k,n", [(1, 1, 1), (3, 5, 7), (9, 33, 65), (17, 130, 31), (9, 20, 48),
                                    (3, 64, 16)])
 @pytest.mark.parametrize("adt,lo,hi", [(U8, 0, 255), (S8, -128, 127), (U8, 10, 200)])
-def test_qlinear(rng, monkeypatch, use_vnni, m, k, n, adt, lo, hi):
-    if use_vnni and not vnni_available():
-        pytest.skip("no AVX-512 VNNI on this CPU (or JIT off)")
-    monkeypatch.setattr(kgemm, "USE_VNNI", use_vnni)
+def test_qlinear(rng, monkeypatch, path, m, k, n, adt, lo, hi):
+    use_path(monkeypatch, path)
     a, w = ints(rng, (m, k), adt), ints(rng, (n, k), S8)
     info = np.iinfo(adt)
     for zx in (int(info.min), int(info.max), int(rng.integers(info.min, info.max + 1))):

@@ -76,11 +76,11 @@ def conv2d(x, w, stride=1, padding=0, dilation=1, groups: int = 1, pad_value: in
     if gemms.USE_VNNI:
         return _per_group(x, w, groups, lambda xg, wg: conv_vnni(
             xg, wg, stride, padding, dilation, pad_value), (x.shape[0], oh, ow))
-    # elsewhere: gather the windows into rows (im2col) and multiply with the plain GEMM, whose
-    # K-contiguous loop LLVM vectorizes; `_conv_row` is the same sum written out, for reading
+    # elsewhere: gather the windows into rows (im2col) and multiply with the AVX2 (or plain)
+    # GEMM; `_conv_row` is the same sum written out, for reading
     g = np.asarray(geometry, np.int64)
-    return _per_group(x, w, groups, lambda xg, wg: gemms._gemm_plain(
-        _im2col(xg, g, oh, ow, int(pad_value)), wg.reshape(wg.shape[0], -1)),
+    return _per_group(x, w, groups, lambda xg, wg: gemms.gemm_fallback(
+        _im2col(xg, g, oh, ow, int(pad_value)), np.ascontiguousarray(wg.reshape(wg.shape[0], -1))),
         (x.shape[0], oh, ow))
 
 

@@ -23,12 +23,15 @@ from qkit._checks import (
     max_abs,
     storage_dtype,
 )
+from qkit.kernels.avx2 import avx2_available, gemm_avx2
 from qkit.kernels.int4 import unpack_int4
 from qkit.kernels.requantization import requantize_float
 from qkit.kernels.vnni import PackedWeights, gemm_vnni, qgemm_vnni, vnni_available
 from qkit.kernels.vnni_int4 import PackedInt4, gemm_int4_vnni
 
-USE_VNNI = vnni_available()  # the micro-kernel where the CPU has it; the plain loops otherwise
+# the VNNI micro-kernel where the CPU has it, else the AVX2 ones, else the plain loops
+USE_VNNI = vnni_available()
+USE_AVX2 = not USE_VNNI and avx2_available()
 
 TILE_M, TILE_N = 8, 64
 
@@ -151,7 +154,15 @@ def gemm(a, w) -> np.ndarray:
     a, w = check_gemm(a, w)
     if USE_VNNI:
         return gemm_vnni(np.ascontiguousarray(a), PackedWeights(w))
+    if USE_AVX2:
+        return gemm_avx2(np.ascontiguousarray(a), PackedWeights(w))
     return _gemm_plain(np.ascontiguousarray(a), np.ascontiguousarray(w))
+
+
+def gemm_fallback(a, w) -> np.ndarray:
+    """``a @ w.T`` of checked, contiguous operands without VNNI: AVX2 where the CPU has it
+    (`qkit.kernels.avx2`), else the plain loop."""
+    return gemm_avx2(a, PackedWeights(w)) if USE_AVX2 else _gemm_plain(a, w)
 
 
 def _gemm_plain(a, w):
@@ -178,10 +189,12 @@ def gemm_packed(a, packed) -> np.ndarray:
     check_accumulation(packed.k, max_abs(a), packed.max_abs)
     a = np.ascontiguousarray(a)
     if isinstance(packed, PackedInt4):
-        return gemm_int4_vnni(a, packed) if USE_VNNI else _int4_plain(a, packed.nibbles)
+        if USE_VNNI:
+            return gemm_int4_vnni(a, packed)
+        return gemm_avx2(a, packed) if USE_AVX2 else _int4_plain(a, packed.nibbles)
     if USE_VNNI:
         return gemm_vnni(a, packed)
-    return _gemm_plain(a, packed.w)
+    return gemm_avx2(a, packed) if USE_AVX2 else _gemm_plain(a, packed.w)
 
 
 def gemm_pairs16(a, w) -> np.ndarray:
@@ -242,6 +255,6 @@ def qlinear(x_q, w, x_zero_point: int, multiplier, out_zero_point: int, qmin: in
     if USE_VNNI:
         return qgemm_vnni(x_q, packed, x_zero_point, mult, bias, int(out_zero_point), qmin, qmax,
                           storage_dtype(qmin, qmax))
-    raw = _gemm_plain(x_q, packed.w).astype(np.int64)
+    raw = (gemm_avx2(x_q, packed) if USE_AVX2 else _gemm_plain(x_q, packed.w)).astype(np.int64)
     raw -= int(x_zero_point) * packed.col_sums.astype(np.int64)
     return requantize_float(raw.astype(np.int32), mult, out_zero_point, qmin, qmax, bias)

@@ -29,6 +29,8 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
+from qkit.kernels.avx2 import Avx2Layouts
+
 NR = 32  # output columns per panel (two zmm of 16 int32)
 MR = 8  # rows per micro-kernel call in the main loop
 
@@ -416,7 +418,7 @@ def _valid(out: np.ndarray, n: int) -> np.ndarray:
     return out if out.shape[1] == n else np.ascontiguousarray(out[:, :n])
 
 
-class PackedWeights:
+class PackedWeights(Avx2Layouts):
     """Int8 weights (N,K) packed once for `gemm_packed`, with what the kernel needs to know."""
 
     def __init__(self, w: np.ndarray):
@@ -430,7 +432,7 @@ class PackedWeights:
             padded.reshape(n_pad // NR, NR, kp // 4, 4).transpose(0, 2, 1, 3))
         self.col_sums = w.astype(np.int64).sum(axis=1).astype(np.int32)
         self.max_abs = max(abs(int(w.min())), abs(int(w.max())))
-        self.w = np.ascontiguousarray(w)  # for CPUs without VNNI
+        self.w = np.ascontiguousarray(w)  # for CPUs without VNNI (plain loop, AVX2 layouts)
 
     @property
     def kq(self) -> int:

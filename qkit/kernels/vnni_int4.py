@@ -16,6 +16,7 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
+from qkit.kernels.avx2 import Avx2Layouts
 from qkit.kernels.vnni import NR, _out_rows, _store_int32, _valid, unsigned_rows
 
 _I8, _I32 = ir.IntType(8), ir.IntType(32)
@@ -105,7 +106,7 @@ def _gemm_int4_vnni(a, b, out, ko):
             _i4k1(a, row, b, p, ko, out, row, ldc)
 
 
-class PackedInt4:
+class PackedInt4(Avx2Layouts):
     """Signed 4-bit weights (N,K) packed once for `gemm_int4_vnni`."""
 
     def __init__(self, w4: np.ndarray):
@@ -123,6 +124,7 @@ class PackedInt4:
         lo = np.zeros((n, k + k % 2), np.uint8)  # the row layout of qkit.kernels.pack_int4
         lo[:, :k] = w4.astype(np.uint8) & 0x0F
         self.nibbles = lo[:, 0::2] | (lo[:, 1::2] << 4)  # for CPUs without VNNI
+        self.w = np.ascontiguousarray(w4)  # values in [-8, 7], for the AVX2 layouts
 
     @property
     def ko(self) -> int:
