@@ -246,6 +246,22 @@ def pack_pairs(w: np.ndarray, dtype) -> np.ndarray:
     return np.ascontiguousarray(padded.reshape(n_pad // NR2, NR2, kp, 2).transpose(0, 2, 1, 3))
 
 
+def gemm_saturating_pairs(a: np.ndarray, pw) -> np.ndarray:
+    """fbgemm's AVX2 product for checked uint8 ``a``: each pair of products saturated to int16
+    (``vpmaddubsw``), then summed in int32 (`qkit.kernels.gemm_pairs16` defines it).
+
+    This is the int16 kernel widened after every step, so the saturation is the instruction's
+    own: no bound is needed, and none is wanted, the point being to reproduce it.
+    """
+    m, k = a.shape
+    kp, n_panels = -(-k // 2), -(-pw.n // NR2)
+    a_u = np.zeros((m, 2 * kp), np.uint8)
+    a_u[:, :k] = a
+    out = np.empty((m, n_panels * NR2), np.int32)
+    _gemm_ub(a_u, pw.avx2_pairs8, out, kp, 1)
+    return out if out.shape[1] == pw.n else np.ascontiguousarray(out[:, :pw.n])
+
+
 class Avx2Layouts:
     """Mixin for packed weights holding ``self.w`` (int8 (N,K)): the AVX2 layouts, built on
     first use (a VNNI machine never builds them)."""

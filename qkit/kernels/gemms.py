@@ -23,7 +23,7 @@ from qkit._checks import (
     max_abs,
     storage_dtype,
 )
-from qkit.kernels.avx2 import avx2_available, gemm_avx2
+from qkit.kernels.avx2 import MR_WD, avx2_available, gemm_avx2, gemm_saturating_pairs, int16_steps
 from qkit.kernels.int4 import unpack_int4
 from qkit.kernels.requantization import requantize_float
 from qkit.kernels.vnni import PackedWeights, gemm_vnni, qgemm_vnni, vnni_available
@@ -154,15 +154,22 @@ def gemm(a, w) -> np.ndarray:
     a, w = check_gemm(a, w)
     if USE_VNNI:
         return gemm_vnni(np.ascontiguousarray(a), PackedWeights(w))
-    if USE_AVX2:
-        return gemm_avx2(np.ascontiguousarray(a), PackedWeights(w))
-    return _gemm_plain(np.ascontiguousarray(a), np.ascontiguousarray(w))
+    return _no_vnni(np.ascontiguousarray(a), PackedWeights(w))
 
 
 def gemm_fallback(a, w) -> np.ndarray:
-    """``a @ w.T`` of checked, contiguous operands without VNNI: AVX2 where the CPU has it
-    (`qkit.kernels.avx2`), else the plain loop."""
-    return gemm_avx2(a, PackedWeights(w)) if USE_AVX2 else _gemm_plain(a, w)
+    """``a @ w.T`` of checked, contiguous operands without VNNI (see `_no_vnni`)."""
+    return _no_vnni(a, PackedWeights(w))
+
+
+def _no_vnni(a, packed) -> np.ndarray:
+    """AVX2 where the CPU has it (`qkit.kernels.avx2`), else the plain loop. A few rows of
+    full int8 weights also take the plain loop: there the GEMM is bound by reading weights,
+    which the loop reads as bytes and ``vpmaddwd`` would need widened to int16."""
+    if USE_AVX2 and (a.shape[0] >= MR_WD or int16_steps(
+            int(a.max()) + (128 if a.dtype == np.int8 else 0), packed.max_abs) >= 4):
+        return gemm_avx2(a, packed)
+    return _gemm_plain(a, packed.w)
 
 
 def _gemm_plain(a, w):
@@ -194,13 +201,15 @@ def gemm_packed(a, packed) -> np.ndarray:
         return gemm_avx2(a, packed) if USE_AVX2 else _int4_plain(a, packed.nibbles)
     if USE_VNNI:
         return gemm_vnni(a, packed)
-    return gemm_avx2(a, packed) if USE_AVX2 else _gemm_plain(a, packed.w)
+    return _no_vnni(a, packed)
 
 
 def gemm_pairs16(a, w) -> np.ndarray:
     """fbgemm's AVX2 product: K in pairs, each pair saturated to int16, then summed in int32."""
     a, w = check_gemm(a, w)
     a, w = np.ascontiguousarray(a), np.ascontiguousarray(w)
+    if a.dtype == np.uint8 and avx2_available():  # vpmaddubsw saturates exactly like this
+        return gemm_saturating_pairs(a, PackedWeights(w))
     out = _out(a, w.shape[0])
     _pairs16_parallel(a, w, out)
     return out
@@ -255,6 +264,6 @@ def qlinear(x_q, w, x_zero_point: int, multiplier, out_zero_point: int, qmin: in
     if USE_VNNI:
         return qgemm_vnni(x_q, packed, x_zero_point, mult, bias, int(out_zero_point), qmin, qmax,
                           storage_dtype(qmin, qmax))
-    raw = (gemm_avx2(x_q, packed) if USE_AVX2 else _gemm_plain(x_q, packed.w)).astype(np.int64)
+    raw = _no_vnni(x_q, packed).astype(np.int64)
     raw -= int(x_zero_point) * packed.col_sums.astype(np.int64)
     return requantize_float(raw.astype(np.int32), mult, out_zero_point, qmin, qmax, bias)
