@@ -15,15 +15,19 @@ from __future__ import annotations
 import numpy as np
 
 from qkit import kernels
+from qkit.engine import adaround
 from qkit.engine.graph import trace
 from qkit.engine.model import run_graph
 from qkit.metrics import quantized_bytes
 from qkit.qparams import QParams, qparams_from_tensor
 
 
-def _weights(op, bits: int):
+def _weights(op, bits: int, moments=None):
     w = op.params["weight"]
     qp = qparams_from_tensor(w, bits=bits, signed=True, symmetric=True, narrow_range=True, axis=0)
+    if moments is not None and op.name in moments:  # adaptive rounding (qkit.engine.adaround)
+        w_q = adaround.round_weights(w, qp.scale, moments[op.name], qp.qmin, qp.qmax)
+        return w_q.astype(np.int8), qp.scale.astype(np.float32)
     return kernels.quantize(w, qp).astype(np.int8), qp.scale.astype(np.float32)
 
 
@@ -91,16 +95,21 @@ class DynamicModel(_Graph):
 
 
 class WeightOnlyModel(_Graph):
-    """Weights stored as ``bits``-bit integers per output channel, computed in float."""
+    """Weights stored as ``bits``-bit integers per output channel, computed in float.
 
-    def __init__(self, model, bits: int = 8):
+    With ``calibration`` images (NCHW) the weights are rounded adaptively
+    (`qkit.engine.adaround`) instead of to the nearest grid point.
+    """
+
+    def __init__(self, model, bits: int = 8, calibration=None):
         import torch
 
         super().__init__(model)
         self.bits, self.layers = bits, {}
+        moments = None if calibration is None else adaround.collect(self.ops, calibration)
         for op in self.ops:
             if op.kind in ("conv", "linear"):
-                w_q, sw = _weights(op, bits)
+                w_q, sw = _weights(op, bits, moments)
                 w = w_q.astype(np.float32) * sw.reshape(-1, *[1] * (w_q.ndim - 1))
                 self.layers[op.name] = {"weight": torch.from_numpy(w), "size": w_q.size,
                                         "scales": sw.size,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qkit import kernels
+from qkit.engine import adaround
 from qkit.engine.equalize import equalize
 from qkit.engine.graph import Op, trace
 from qkit.metrics import quantized_bytes
@@ -38,6 +39,7 @@ class Scheme:
     bias_correction: bool = False  # Nagel et al. 2019, empirical: see IntegerModel._weights
     equalize: bool = False  # cross-layer equalization first (qkit.engine.equalize)
     layer_bits: tuple = ()  # mixed precision: ((op name, weight bits), ...) overrides
+    rounding: str = "nearest"  # or "adaptive": qkit.engine.adaround (AdaRound's local loss)
 
     def bits_for(self, name: str) -> int:
         return dict(self.layer_bits).get(name, self.weight_bits)
@@ -45,6 +47,7 @@ class Scheme:
     @property
     def label(self) -> str:
         extra = (" + CLE" if self.equalize else "") + (
+            " + adaptive rounding" if self.rounding == "adaptive" else "") + (
             " + bias correction" if self.bias_correction else "")
         return f"W{self.weight_bits}A8 {'per-channel' if self.per_channel else 'per-tensor'}{extra}"
 
@@ -58,6 +61,11 @@ SCHEMES = {
     "w8a8-per-channel-pct-bc": Scheme(8, per_channel=True, observer="percentile",
                                       bias_correction=True),
     "w4a8-per-channel-bc": Scheme(4, per_channel=True, bias_correction=True),
+    "w8a8-per-channel-ada": Scheme(8, per_channel=True, rounding="adaptive"),
+    "w8a8-per-channel-pct-ada-bc": Scheme(8, per_channel=True, observer="percentile",
+                                          bias_correction=True, rounding="adaptive"),
+    "w4a8-per-channel-ada-bc": Scheme(4, per_channel=True, bias_correction=True,
+                                      rounding="adaptive"),
 }
 
 
@@ -155,19 +163,28 @@ class IntegerModel:
         return im
 
     def calibrate(self, images, batch: int = 256) -> None:
+        if self.scheme.rounding not in ("nearest", "adaptive"):
+            raise ValueError(f"rounding must be 'nearest' or 'adaptive', got "
+                             f"{self.scheme.rounding!r}")
         observers = {op.name: OBSERVERS[self.scheme.observer]() for op in self.ops
                      if op.kind not in PASS_THROUGH}
+        moments = {op.name: adaround.InputMoments(op) for op in self.ops
+                   if self.scheme.rounding == "adaptive" and adaround.supported(op)}
         self.shapes, sums, counts = {}, {}, {}
         for i in range(0, len(images), batch):
             vals = run_float(self.ops, images[i:i + batch], keep=True)
             for name, obs in observers.items():
                 obs.update(vals[name].numpy())
+            for op in self.ops:
+                if op.name in moments:
+                    moments[op.name].update(vals[op.inputs[0]])
             for k, v in vals.items():  # per-channel means, for bias correction
                 self.shapes[k] = tuple(v.shape[1:])
                 axes = (0, 2, 3) if v.ndim == 4 else (0,)
                 sums[k] = sums.get(k, 0) + v.double().sum(dim=axes).numpy()
                 counts[k] = counts.get(k, 0) + v.numel() // v.shape[1]
         self.means = {k: sums[k] / counts[k] for k in sums}
+        self.moments = {k: m.matrix for k, m in moments.items()}  # for adaptive rounding
         for op in self.ops:
             if op.kind in PASS_THROUGH:
                 self.act[op.name] = self.act[op.inputs[0]]
@@ -187,12 +204,6 @@ class IntegerModel:
     def _weights(self, op: Op) -> dict:
         w = op.params["weight"]
         mean_x = self.means[op.inputs[0]].astype(np.float32)
-        if op.kind == "linear" and len(self.shapes.get(op.inputs[0], ())) == 1:
-            src = self._flatten_source(op.inputs[0])
-            if src is not None:  # the flatten saw NHWC: reorder the columns from CHW to HWC
-                c, h, wd = src
-                w = w.reshape(w.shape[0], c, h, wd).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
-                mean_x = mean_x.reshape(c, h, wd).transpose(1, 2, 0).ravel()
         bits = self.scheme.bits_for(op.name)
         if op.name in self.weight_scales:
             qp = QParams(np.asarray(self.weight_scales[op.name], np.float32), 0, bits=bits,
@@ -201,7 +212,18 @@ class IntegerModel:
             qp = qparams_from_tensor(w, bits=bits, signed=True, symmetric=True,
                                      narrow_range=True,
                                      axis=0 if self.scheme.per_channel else None)
-        w_q = kernels.quantize(w, qp).astype(np.int8)
+        if op.name in getattr(self, "moments", {}) and op.name not in self.weight_scales:
+            w_q = adaround.round_weights(w, qp.scale, self.moments[op.name], qp.qmin,
+                                         qp.qmax).astype(np.int8)
+        else:
+            w_q = kernels.quantize(w, qp).astype(np.int8)
+        if op.kind == "linear" and len(self.shapes.get(op.inputs[0], ())) == 1:
+            src = self._flatten_source(op.inputs[0])
+            if src is not None:  # the flatten saw NHWC: reorder the columns from CHW to HWC
+                c, h, wd = src
+                w, w_q = (v.reshape(v.shape[0], c, h, wd).transpose(0, 2, 3, 1)
+                          .reshape(v.shape[0], -1) for v in (w, w_q))
+                mean_x = mean_x.reshape(c, h, wd).transpose(1, 2, 0).ravel()
         bias = op.params["bias"]
         if self.scheme.bias_correction:
             # E[W_q x] - E[W x] = (W_q - W) E[x]: remove the expected output shift that
