@@ -97,10 +97,14 @@ def gemm_impls(m: int, k: int, n: int, seed: int = 0) -> dict[str, Callable[[], 
         packed4x = kernels.pack_weights(w4)
         # int16 sums: exact for 4-bit weights and these 7-bit activations (int16_steps = 16)
         impls["qkit int4 avx2 int16"] = lambda: gemm_avx2(a_q, packed4x, "int16")
+    mult = np.float32(127.0 / max(float(np.abs(exact).max()), 1.0))
+    bias = np.zeros(n, np.float32)
+    impls["qkit int8 + requant"] = lambda: kernels.qlinear(a_q, packed, 0, mult, 128, 0, 255, bias)
     impls.update(_torch_impls(a_f, w_f, exact))
-    exact4 = kernels.gemm(a_q, w4)
+    expected = {"qkit int4": kernels.gemm(a_q, w4),
+                "qkit int8 + requant": kernels.requantize_float(exact, mult, 128, 0, 255, bias)}
     for name, f in impls.items():  # validate before timing
-        _check(name, f(), exact4 if name.startswith("qkit int4") else exact)
+        _check(name, f(), next((v for k, v in expected.items() if name.startswith(k)), exact))
     return impls
 
 

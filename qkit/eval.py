@@ -62,7 +62,7 @@ def mnist_cnn_rows(rounds: int = 7) -> list[Row]:
             timed[f"qkit {name}"] = lambda im=im: im(batch)
             rows.append(Row("mnist-cnn", name, "top1", acc(im), fp32_acc, im.size_bytes(), 0,
                             "qkit int"))
-        extra = _dynamic_and_weight_only(model)
+        extra = _dynamic_and_weight_only(model, calib)
         for name, m, engine in extra:
             timed[f"qkit {name}"] = lambda m=m: m(batch)
             rows.append(Row("mnist-cnn", name, "top1", acc(m), fp32_acc, m.size_bytes(), 0,
@@ -100,7 +100,7 @@ def mobilenet_v2_rows(rounds: int = 5, batch: int = 16) -> list[Row]:
         im = IntegerModel.from_float(model, calib, scheme)
         timed[f"qkit {name}"] = lambda im=im: im(timing)
         candidates.append((name, im(x), im.size_bytes(), "qkit int", f"qkit {name}"))
-    for name, m, engine in _dynamic_and_weight_only(model):
+    for name, m, engine in _dynamic_and_weight_only(model, calib):
         timed[f"qkit {name}"] = lambda m=m: m(timing)
         candidates.append((name, m(x), m.size_bytes(), engine, f"qkit {name}"))
     tq = _torch_ptq(model, calib)
@@ -112,10 +112,14 @@ def mobilenet_v2_rows(rounds: int = 5, batch: int = 16) -> list[Row]:
     with torch.no_grad():
         latency = measure(timed, rounds)
     fp32 = mv2.agreement(ref, ref)
+    fp32["top1_agreement_held_out"] = 1.0
     for scheme, logits, size, engine, key in candidates:
         agree = mv2.agreement(ref, logits)
-        for metric in ("top1_agreement", "top1_agreement_confident", "top5_overlap",
-                       "logit_sqnr_db"):
+        # the images calibration did not see (calibration took every other one)
+        agree["top1_agreement_held_out"] = mv2.agreement(ref[0::2], logits[0::2])[
+            "top1_agreement"]
+        for metric in ("top1_agreement", "top1_agreement_held_out", "top1_agreement_confident",
+                       "top5_overlap", "logit_sqnr_db"):
             rows.append(Row("mobilenet-v2", scheme, metric, agree[metric], fp32[metric], size,
                             round(latency[key] * 1e3, 3), engine))
     return rows
@@ -165,13 +169,16 @@ def minilm_rows(rounds: int = 5, max_len: int = 64) -> list[Row]:
     return rows
 
 
-def _dynamic_and_weight_only(model) -> list:
-    """qkit's dynamic (activations quantized per call) and weight-only (W8A16, W4A16) CNNs."""
+def _dynamic_and_weight_only(model, calib) -> list:
+    """qkit's dynamic (activations quantized per call) and weight-only (W8A16, W4A16) CNNs,
+    the weight-only ones also with adaptive rounding (calibrated on ``calib``)."""
     from qkit.engine.dynamic import DynamicModel, WeightOnlyModel
 
     return [("dynamic-w8a8", DynamicModel(model), "qkit dynamic"),
             ("w8a16-per-channel", WeightOnlyModel(model, 8), "qkit weight-only"),
-            ("w4a16-per-channel", WeightOnlyModel(model, 4), "qkit weight-only")]
+            ("w4a16-per-channel", WeightOnlyModel(model, 4), "qkit weight-only"),
+            ("w8a16-per-channel-ada", WeightOnlyModel(model, 8, calib), "qkit weight-only"),
+            ("w4a16-per-channel-ada", WeightOnlyModel(model, 4, calib), "qkit weight-only")]
 
 
 def _linear_bytes_torch(qmodel) -> int:

@@ -7,6 +7,7 @@ import numpy as np
 from qkit import kernels
 from qkit.bench import measure
 from qkit.kernels import teaching
+from qkit.kernels.avx2 import avx2_available, gemm_avx2
 from qkit.kernels.gemms import _gemm_plain
 
 
@@ -26,8 +27,10 @@ def versions(m: int, k: int, n: int, seed: int = 0, python: bool = False) -> dic
         "numba, B strided": lambda: teaching.gemm_strided(a, b_kn, out) or out,
         "numba, K contiguous": lambda: _gemm_plain(a, w),
         "qkit int8 (packed)": lambda: kernels.gemm_packed(a, packed),
-        "numpy fp32": lambda: a_f @ bt_f,
     })
+    if avx2_available():  # the micro-kernel of CPUs without VNNI (on them, the same as above)
+        impls["AVX2 vpmaddwd (packed)"] = lambda: gemm_avx2(a, packed, "int32")
+    impls["numpy fp32"] = lambda: a_f @ bt_f
     exact = kernels.gemm(a, w)
     for name, f in impls.items():
         got = np.asarray(f())

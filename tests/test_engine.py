@@ -363,3 +363,10 @@ def test_adaptive_rounding_rescues_mobilenet_v2_weights():
     adaptive = WeightOnlyModel(model, 8, calibration=calib)(x)
     gain = sqnr_db(ref[held_out], adaptive[held_out]) - sqnr_db(ref[held_out], nearest[held_out])
     assert gain > 6, gain
+    from qkit.engine import adaround  # the notebook's one-layer view: the first depthwise conv
+
+    ops, _ = trace(model)
+    moments = adaround.collect(ops, calib[:4])
+    op = next(o for o in ops if o.kind == "conv" and o.params["groups"] > 1)
+    report = adaround.compare(op, moments[op.name])
+    assert report["loss_adaptive"] < 0.5 and 0 < report["changed"] < 0.5, report

@@ -172,3 +172,19 @@ def local_loss(w: np.ndarray, codes: np.ndarray, scale, h: np.ndarray) -> float:
     if h.ndim == 3:
         return float(np.einsum("ok,okl,ol->", d, h, d))
     return float(np.einsum("ok,kl,ol->", d, h, d))
+
+
+def compare(op, h: np.ndarray, bits: int = 8) -> dict:
+    """One layer, per-channel symmetric ``bits``-bit weights: the local loss of nearest and of
+    adaptive rounding (relative to nearest), and the share of weights rounded the other way."""
+    from qkit.qparams import qparams_from_tensor
+
+    w = op.params["weight"]
+    qp = qparams_from_tensor(w, bits=bits, signed=True, symmetric=True, narrow_range=True,
+                             axis=0)
+    nearest = np.clip(np.rint(w / qp.scale.reshape(-1, *[1] * (w.ndim - 1))), qp.qmin, qp.qmax)
+    adaptive = round_weights(w, qp.scale, h, qp.qmin, qp.qmax)
+    base = local_loss(w, nearest, qp.scale, h)
+    return {"layer": op.name, "weights": int(w.size),
+            "loss_nearest": 1.0, "loss_adaptive": local_loss(w, adaptive, qp.scale, h) / base,
+            "changed": float((adaptive != nearest).mean())}
