@@ -233,6 +233,14 @@ def conv_impls(layer, seed: int = 0) -> tuple[dict, float]:
     impls = {"qkit int8 (fused)": lambda: layer_q(x_nhwc, 4 / 255, 0),
              "torch int8 fbgemm": lambda: q(xq),
              "torch fp32": lambda: conv_f(x)}
+    if default_accumulation() != "exact":
+        # this fbgemm saturates int16 pairs (AVX2), so the row above reproduces that; qkit's
+        # own engine sums exactly in int32 (kernels.qconv2d), timed here as well
+        mult, bias_q = layer_q.requant_params(4 / 255)
+        cv = layer_q.conv
+        impls["qkit int8 exact"] = lambda: kernels.qconv2d(
+            x_nhwc, layer_q.w, 0, mult, layer_q.out_zero_point, 0, 255, bias_q, cv["stride"],
+            cv["padding"], cv["dilation"], cv["groups"])
     oh = (h + 2 * (k // 2) - k) // s + 1
     ops = 2.0 * n * oh * oh * o * k * k * (c // g)
     return impls, ops

@@ -28,7 +28,7 @@ import numpy as np
 
 from qkit import kernels
 from qkit._checks import check_conv2d, check_float_array, check_int_array
-from qkit.reference.convolution import im2col
+from qkit.kernels.convolution import _im2col
 
 ACCUMULATIONS = ("exact", "pairs16")
 
@@ -172,11 +172,19 @@ class FbgemmLayer:
 
 
 def _conv_cols(x, w, conv, x_zero_point):
+    """(groups, N*OH*OW, KH*KW*C/groups): the reference's im2col, built by the numba twin."""
     groups = conv["groups"]
     cg = x.shape[3] // groups
-    cols = [im2col(x[..., g * cg:(g + 1) * cg], w.shape[1:3], conv["stride"], conv["padding"],
-                   conv["dilation"], x_zero_point) for g in range(groups)]
-    return np.stack(cols)  # (groups, N*OH*OW, KH*KW*C/groups)
+    (oh, ow), geometry = _out_size(x, w, conv), np.asarray(
+        w.shape[1:3] + conv["stride"] + conv["padding"] + conv["dilation"], np.int64)
+    return np.stack([_im2col(np.ascontiguousarray(x[..., g * cg:(g + 1) * cg]), geometry, oh, ow,
+                             int(x_zero_point)) for g in range(groups)])
+
+
+def _out_size(x, w, conv):
+    (sh, sw), (ph, pw), (dh, dw) = conv["stride"], conv["padding"], conv["dilation"]
+    return ((x.shape[1] + 2 * ph - dh * (w.shape[1] - 1) - 1) // sh + 1,
+            (x.shape[2] + 2 * pw - dw * (w.shape[2] - 1) - 1) // sw + 1)
 
 
 def _grouped_product(cols, wmat, accumulation, groups):

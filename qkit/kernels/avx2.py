@@ -246,6 +246,14 @@ def pack_pairs(w: np.ndarray, dtype) -> np.ndarray:
     return np.ascontiguousarray(padded.reshape(n_pad // NR2, NR2, kp, 2).transpose(0, 2, 1, 3))
 
 
+def _padded(a: np.ndarray, width: int, dtype) -> np.ndarray:
+    """``a`` converted to ``dtype`` (as bytes for uint8), with zero columns up to ``width``."""
+    out = np.empty((a.shape[0], width), dtype)
+    out[:, :a.shape[1]] = a.view(np.uint8) if dtype == np.uint8 else a
+    out[:, a.shape[1]:] = 0
+    return out
+
+
 def gemm_saturating_pairs(a: np.ndarray, pw) -> np.ndarray:
     """fbgemm's AVX2 product for checked uint8 ``a``: each pair of products saturated to int16
     (``vpmaddubsw``), then summed in int32 (`qkit.kernels.gemm_pairs16` defines it).
@@ -255,10 +263,8 @@ def gemm_saturating_pairs(a: np.ndarray, pw) -> np.ndarray:
     """
     m, k = a.shape
     kp, n_panels = -(-k // 2), -(-pw.n // NR2)
-    a_u = np.zeros((m, 2 * kp), np.uint8)
-    a_u[:, :k] = a
     out = np.empty((m, n_panels * NR2), np.int32)
-    _gemm_ub(a_u, pw.avx2_pairs8, out, kp, 1)
+    _gemm_ub(_padded(a, 2 * kp, np.uint8), pw.avx2_pairs8, out, kp, 1)
     return out if out.shape[1] == pw.n else np.ascontiguousarray(out[:, :pw.n])
 
 
@@ -286,20 +292,20 @@ def gemm_avx2(a: np.ndarray, pw, path: str = "auto") -> np.ndarray:
     out = np.empty((m, n_panels * NR2), np.int32)
     shift = 128 if a.dtype == np.int8 else 0
     steps = 0
-    if path != "int32":
-        a_u = np.zeros((m, 2 * kp), np.uint8)
-        a_u[:, :k] = a.view(np.uint8) ^ np.uint8(shift)  # int8 -> a + 128, corrected below
-        steps = int16_steps(int(a_u.max()), pw.max_abs)
+    if path != "int32":  # the bound from the data (one read-only pass), before any copy
+        a_max = (int(a.max()) + shift) if a.size else 0
+        steps = int16_steps(a_max, pw.max_abs)
         if path == "int16" and steps < 1:
             raise ValueError(f"int16 accumulation is not exact for these operands: "
-                             f"max a = {int(a_u.max())}, max |w| = {pw.max_abs}")
+                             f"max a = {a_max}, max |w| = {pw.max_abs}")
     if steps >= (1 if path == "int16" else 4):
+        a_u = _padded(a, 2 * kp, np.uint8)
+        if shift:
+            a_u[:, :k] ^= np.uint8(shift)  # int8 -> a + 128, corrected below
         _gemm_ub(a_u, pw.avx2_pairs8, out, kp, min(steps, kp))
     else:
         shift = 0
-        a16 = np.zeros((m, 2 * kp), np.int16)
-        a16[:, :k] = a
-        _gemm_wd(a16, pw.avx2_pairs16, out, kp)
+        _gemm_wd(_padded(a, 2 * kp, np.int16), pw.avx2_pairs16, out, kp)
     out = out if out.shape[1] == pw.n else np.ascontiguousarray(out[:, :pw.n])
     if shift:
         out -= np.int32(128) * pw.col_sums  # exact mod 2**32; the true sum fits in int32

@@ -279,7 +279,10 @@ def qconv2d(x, w, x_zero_point: int, multiplier, out_zero_point: int, qmin: int,
         y = parts[0] if groups == 1 else np.concatenate(parts, axis=1)
         return y.reshape(x.shape[0], oh, ow, w.shape[0])
     acc = conv2d(x, w, stride, padding, dilation, groups, x_zero_point)
-    raw = acc.reshape(-1, w.shape[0]).astype(np.int64)
-    raw -= int(x_zero_point) * w.reshape(w.shape[0], -1).astype(np.int64).sum(axis=1)
-    y = requantize_float(raw.astype(np.int32), mult, out_zero_point, qmin, qmax, bias)
+    raw = acc.reshape(-1, w.shape[0])
+    # sum (x - zx) w = acc - zx * colsum: computed mod 2**32 in place, exact because the true
+    # value fits int32 (check_conv2d bounded it); no int64 copy of the whole output
+    col_sums = w.reshape(w.shape[0], -1).astype(np.int64).sum(axis=1)
+    raw -= (int(x_zero_point) * col_sums).astype(np.int64).astype(np.int32)
+    y = requantize_float(raw, mult, out_zero_point, qmin, qmax, bias)
     return y.reshape(acc.shape)
