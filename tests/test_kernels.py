@@ -230,6 +230,8 @@ CONV_CASES = [
     ((3, 6, 7, 2), (5, 1, 1), 1, 0, 1, 1),  # pointwise
     ((2, 6, 7, 5), (48, 3, 3), 1, 1, 1, 1),  # 48 = 32 + 16 outputs: half a panel, in place
     ((1, 9, 9, 6), (32, 3, 3), 2, 1, 1, 2),  # grouped, 16 outputs per group
+    ((2, 5, 6, 8), (16, 1, 1), 1, 0, 1, 1),  # uint8, C % 4 == 0, no padding: reads x in place
+    ((2, 7, 7, 4), (8, 3, 3), 2, 0, 1, 1),  # the same for a strided 3x3
 ]
 
 

@@ -492,15 +492,10 @@ class ConvPlan:
         self.flip = 128 if x.dtype == np.int8 else 0
         pad = (int(pad_value) + self.flip) & 0xFF  # the padding value, unsigned like the rest
         hp, wp = h + 2 * ph, wd + 2 * pw
-        self.xp = _workspace((n, hp, wp, cp))
-        if cp != c:
-            self.xp.fill(pad)
-        else:  # only the border: the rest is copied over
-            for border in (np.s_[:, :ph], np.s_[:, ph + h:], np.s_[:, :, :pw],
-                           np.s_[:, :, pw + wd:]):
-                self.xp[border] = pad
-        np.bitwise_xor(x.view(np.uint8), np.uint8(self.flip), out=self.xp[:, ph:ph + h,
-                                                                         pw:pw + wd, :c])
+        if not (ph or pw or self.flip) and cp == c:  # nothing to pad or shift: read x itself
+            self.xp = np.ascontiguousarray(x)
+        else:
+            self.xp = self._padded(x, (n, hp, wp, cp), ph, pw, pad)
         wpad = np.zeros((o, kh, kw, cp), np.int8)
         wpad[..., :c] = w
         self.weights = PackedWeights(wpad.reshape(o, -1))
@@ -514,6 +509,21 @@ class ConvPlan:
         self.oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
         self.ow = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
         self.offs = _cached_offsets(n, self.oh, self.ow, hp, wp, sh, sw, cp)
+
+    def _padded(self, x, shape, ph, pw, pad):
+        """x copied into a reused buffer, unsigned, with a border of ``pad`` (and zero-weight
+        padding channels)."""
+        n, h, wd, c = x.shape
+        xp = _workspace(shape)
+        if shape[3] != c:
+            xp.fill(pad)
+        else:  # only the border: the rest is copied over
+            for border in (np.s_[:, :ph], np.s_[:, ph + h:], np.s_[:, :, :pw],
+                           np.s_[:, :, pw + wd:]):
+                xp[border] = pad
+        inside = xp[:, ph:ph + h, pw:pw + wd, :c]
+        np.bitwise_xor(x.view(np.uint8), np.uint8(self.flip), out=inside)
+        return xp
 
     def out(self, dtype) -> np.ndarray:
         return _out_rows(self.offs.shape[0], self.weights, dtype)
