@@ -232,6 +232,8 @@ CONV_CASES = [
     ((1, 9, 9, 6), (32, 3, 3), 2, 1, 1, 2),  # grouped, 16 outputs per group
     ((2, 5, 6, 8), (16, 1, 1), 1, 0, 1, 1),  # uint8, C % 4 == 0, no padding: reads x in place
     ((2, 7, 7, 4), (8, 3, 3), 2, 0, 1, 1),  # the same for a strided 3x3
+    ((2, 9, 10, 32), (32, 3, 3), 1, 1, 1, 32),  # depthwise in blocks of 16 channels (VNNI)
+    ((1, 11, 9, 16), (16, 3, 3), (2, 1), (2, 1), (2, 1), 16),  # the same, strided and dilated
 ]
 
 

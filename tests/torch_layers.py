@@ -63,6 +63,9 @@ def conv_cases(n, seed):
         if t % 5 == 0:  # depthwise
             g = c = o = int(rng.integers(1, 9))
         k = int(rng.choice([1, 3, 5]))
+        if t % 10 == 5:  # 3x3 depthwise in blocks of 16 channels: qkit's VNNI depthwise kernel
+            g = c = o = 16 * int(rng.integers(1, 3))
+            k = 3
         s, p, d = int(rng.integers(1, 3)), int(rng.integers(0, 3)), int(rng.integers(1, 3))
         h, w = (int(v) for v in rng.integers(k * d, 14, 2))
         cls = nniq.ConvReLU2d if t % 2 == 0 else nnq.Conv2d

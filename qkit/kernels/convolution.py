@@ -24,7 +24,7 @@ from numba.extending import intrinsic
 from qkit._checks import check_conv2d, check_int_array, check_qlinear, max_abs, storage_dtype
 from qkit.kernels import gemms
 from qkit.kernels.requantization import requantize_float
-from qkit.kernels.vnni import conv_vnni, qconv_vnni
+from qkit.kernels.vnni import _dw3x3_pixel, conv_vnni, pack_depthwise, qconv_vnni
 
 
 @njit(cache=True)
@@ -249,6 +249,34 @@ def _depthwise_requant(x, wt, out, geometry, pad_value, col_off, bias, mult, zp,
                 dst[c] = min(max(y, lo), hi)
 
 
+@njit(cache=True, parallel=True)
+def _depthwise_vnni(x, wt, wq, taps, out, geometry, pad_value, col_off, bias, mult, zp, lo, hi):
+    # _depthwise_requant with the interior pixels on the VNNI kernel (uint8 x, 3x3, C % 16 == 0)
+    n_len, oh, ow, c_len = out.shape
+    kh, kw, sh, sw, ph, pw, dh, dw = geometry
+    h, w = x.shape[1], x.shape[2]
+    xf, of = x.reshape(-1), out.reshape(-1)
+    blocks = c_len // 16
+    zpi, loi, hii = np.int64(zp), np.int64(lo), np.int64(hi)
+    for t in prange(n_len * oh):
+        b, oy = t // oh, t % oh
+        acc = np.empty(c_len, np.int32)
+        iy0 = oy * sh - ph
+        rows_inside = iy0 >= 0 and iy0 + 2 * dh < h
+        for ox in range(ow):
+            ix0 = ox * sw - pw
+            if rows_inside and ix0 >= 0 and ix0 + 2 * dw < w:
+                _dw3x3_pixel(xf, ((b * h + iy0) * w + ix0) * c_len, taps, wq, of,
+                             (t * ow + ox) * c_len, blocks, col_off, bias, mult, zpi, loi, hii)
+                continue
+            _depthwise_row(x, wt, acc, b, oy, ox, geometry, pad_value)
+            dst = out[b, oy, ox]
+            for c in range(c_len):
+                v = np.float32(np.float32(acc[c] + col_off[c]) + bias[c])
+                y = np.rint(np.float32(v * mult[c])) + zp
+                dst[c] = min(max(y, lo), hi)
+
+
 def qconv2d(x, w, x_zero_point: int, multiplier, out_zero_point: int, qmin: int, qmax: int,
             bias=None, stride=1, padding=0, dilation=1, groups: int = 1):
     """A quantized conv2d layer, 8-bit in and out (see the reference for the formula)."""
@@ -264,8 +292,16 @@ def qconv2d(x, w, x_zero_point: int, multiplier, out_zero_point: int, qmin: int,
         wt = np.ascontiguousarray(w[..., 0].transpose(1, 2, 0))  # (KH, KW, C)
         col_off = (-int(x_zero_point) * wt.astype(np.int64).sum(axis=(0, 1))).astype(np.int32)
         out = np.empty((x.shape[0], oh, ow, w.shape[0]), storage_dtype(qmin, qmax))
-        _depthwise_requant(np.ascontiguousarray(x), wt, out, geometry, int(x_zero_point), col_off,
-                           bias, mult, float(out_zero_point), float(qmin), float(qmax))
+        args = (geometry, int(x_zero_point), col_off, bias, mult, float(out_zero_point),
+                float(qmin), float(qmax))
+        if (gemms.USE_VNNI and x.dtype == np.uint8 and w.shape[1:3] == (3, 3)
+                and x.shape[3] % 16 == 0):
+            c = x.shape[3]
+            taps = np.array([(i * dilation[0] * x.shape[2] + j * dilation[1]) * c
+                             for i in range(3) for j in range(3)], np.int64)
+            _depthwise_vnni(np.ascontiguousarray(x), wt, pack_depthwise(wt), taps, out, *args)
+        else:
+            _depthwise_requant(np.ascontiguousarray(x), wt, out, *args)
         return out
     if gemms.USE_VNNI:
         cg, og = x.shape[3] // groups, w.shape[0] // groups

@@ -177,55 +177,62 @@ def _store_int32(builder, sums, out_data, out_row, ldc, panel, mr):
     _store_vectors(builder, sums, out_data, out_row, ldc, panel, mr, _V16)
 
 
+class _Requant:
+    """IR for ``y = clamp(rne(f32(f32(acc + col_off) + bias) * mult) + zp, lo, hi)``, one
+    vector of 16 int32 sums at a time: fbgemm's float32 requantization, in registers.
+
+    Clamping to ``[lo - zp, hi - zp]`` before rounding gives the same result (the bounds are
+    integers) and keeps the conversion in range; the x86 intrinsics are used as they are
+    (``vmaxps``, ``vminps``, ``vcvtps2dq`` with round-to-nearest-even embedded) because
+    LLVM's generic ``maxnum`` adds NaN handling that cannot occur here (the sum is an
+    integer, bias and multiplier are checked finite).
+    """
+
+    def __init__(self, builder, zp, lo, hi):
+        f32 = ir.FloatType()
+        self.b, self.vf = builder, ir.VectorType(f32, 16)
+        mod = builder.module
+        self.minmax = [mod.declare_intrinsic(f"llvm.x86.avx512.{op}.ps.512",
+                                             fnty=ir.FunctionType(self.vf, [self.vf] * 2 + [_I32]))
+                       for op in ("max", "min")]
+        self.to_int = mod.declare_intrinsic(
+            "llvm.x86.avx512.mask.cvtps2dq.512",
+            fnty=ir.FunctionType(_V16, [self.vf, _V16, ir.IntType(16), _I32]))
+        zp_f, lo_f, hi_f = (builder.sitofp(v, f32) for v in (zp, lo, hi))
+        self.lo_v = self.splat(builder.fsub(lo_f, zp_f), self.vf)
+        self.hi_v = self.splat(builder.fsub(hi_f, zp_f), self.vf)
+        self.zp_v = self.splat(builder.trunc(zp, _I32), _V16)
+
+    def splat(self, value, vtype):
+        b = self.b
+        return b.shuffle_vector(b.insert_element(ir.Constant(vtype, None), value, _I32(0)),
+                                ir.Constant(vtype, None), ir.Constant(_V16, [0] * 16))
+
+    def __call__(self, acc, off, bias_v, mult_v):
+        """16 sums -> 16 bytes (<16 x i8>)."""
+        b = self.b
+        current, nearest_even = _I32(4), _I32(8)  # max/min do not round; {rn-sae}
+        y = b.fmul(b.fadd(b.sitofp(b.add(acc, off), self.vf), bias_v), mult_v)
+        y = b.call(self.minmax[1], [b.call(self.minmax[0], [y, self.lo_v, current]), self.hi_v,
+                                    current])
+        q = b.call(self.to_int, [y, ir.Constant(_V16, None), ir.IntType(16)(-1), nearest_even])
+        return b.trunc(b.add(q, self.zp_v), ir.VectorType(ir.IntType(8), 16))
+
+
 def _store_requant(builder, sums, out_data, out_row, ldc, panel, mr, col_off, bias, mult, zp,
                    lo, hi):
-    """``y = clamp(rne(f32(f32(acc + col_off) + bias) * mult) + zp, lo, hi)`` per column.
-
-    fbgemm's float32 requantization, in registers. Clamping to ``[lo - zp, hi - zp]`` before
-    rounding gives the same result (the bounds are integers) and keeps the conversion in
-    range; the x86 intrinsics are used as they are (``vmaxps``, ``vminps``, ``vcvtps2dq`` with
-    round-to-nearest-even embedded) because LLVM's generic ``maxnum`` adds NaN handling that
-    cannot occur here (the sum is an integer, bias and multiplier are checked finite).
-    """
-    f32 = ir.FloatType()
-    vf = ir.VectorType(f32, 16)
-    v8 = ir.VectorType(ir.IntType(8), 16)
-    mod = builder.module
-    minmax = [mod.declare_intrinsic(f"llvm.x86.avx512.{op}.ps.512",
-                                    fnty=ir.FunctionType(vf, [vf, vf, _I32]))
-              for op in ("max", "min")]
-    to_int = mod.declare_intrinsic(
-        "llvm.x86.avx512.mask.cvtps2dq.512",
-        fnty=ir.FunctionType(_V16, [vf, _V16, ir.IntType(16), _I32]))
-    current = _I32(4)  # rounding argument of max/min: the current mode (they do not round)
-    nearest_even = _I32(8)  # {rn-sae}
-
-    def splat(value, vtype):
-        return builder.shuffle_vector(builder.insert_element(ir.Constant(vtype, None), value,
-                                                             _I32(0)),
-                                      ir.Constant(vtype, None), ir.Constant(_V16, [0] * 16))
-
-    zp_f, lo_f, hi_f = (builder.sitofp(v, f32) for v in (zp, lo, hi))
-    lo_v, hi_v = splat(builder.fsub(lo_f, zp_f), vf), splat(builder.fsub(hi_f, zp_f), vf)
-    zp_v = splat(builder.trunc(zp, _I32), _V16)
+    """Requantize an ``mr x 32`` tile (`_Requant`) and store it as bytes."""
+    rq = _Requant(builder, zp, lo, hi)
+    vf = rq.vf
     col0 = builder.mul(panel, panel.type(NR))
     params = []
     for j in range(2):
         col = builder.add(col0, col0.type(16 * j))
         params.append([builder.load(_vec_at(builder, data, col, t), align=1)
                        for data, t in ((col_off, _V16), (bias, vf), (mult, vf))])
-    quantized = []
-    for r in range(mr):
-        for j in range(2):
-            off, bias_v, mult_v = params[j]
-            x = builder.sitofp(builder.add(sums[2 * r + j], off), vf)
-            y = builder.fmul(builder.fadd(x, bias_v), mult_v)
-            y = builder.call(minmax[1], [builder.call(minmax[0], [y, lo_v, current]), hi_v,
-                                         current])
-            q = builder.call(to_int, [y, ir.Constant(_V16, None), ir.IntType(16)(-1),
-                                      nearest_even])
-            quantized.append(builder.trunc(builder.add(q, zp_v), v8))
-    _store_vectors(builder, quantized, out_data, out_row, ldc, panel, mr, v8)
+    quantized = [rq(sums[2 * r + j], *params[j]) for r in range(mr) for j in range(2)]
+    _store_vectors(builder, quantized, out_data, out_row, ldc, panel, mr,
+                   ir.VectorType(ir.IntType(8), 16))
 
 
 def _codegen(mr: int, direct: bool, requant: bool):
@@ -287,6 +294,86 @@ def _microkernel(mr: int, direct: bool, requant: bool):
             return (types.void(x, offs, row0, taps, cq, b, panel, out, out_row, ldc,
                                col_off, bias, mult, zp, lo, hi), _codegen(mr, direct, requant))
     return kernel
+
+
+_V16I8, _V64I8 = ir.VectorType(ir.IntType(8), 16), ir.VectorType(ir.IntType(8), 64)
+
+
+def _interleave4(builder, v):
+    """Four <16 x i8> (one per tap) -> <64 x i8> holding each channel's four taps together,
+    the byte quads ``vpdpbusd`` sums (``vpunpck*`` shuffles once compiled)."""
+    pair = ir.Constant(ir.VectorType(_I32, 32), [i // 2 + 16 * (i % 2) for i in range(32)])
+    a, b = builder.shuffle_vector(v[0], v[1], pair), builder.shuffle_vector(v[2], v[3], pair)
+    quad = [2 * (i // 4) + i % 4 if i % 4 < 2 else 32 + 2 * (i // 4) + i % 4 - 2
+            for i in range(64)]
+    return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(_I32, 64), quad))
+
+
+@intrinsic
+def _dw3x3_pixel(typingctx, x, base, taps, wq, out, out_base, nblocks, col_off, bias, mult, zp,
+                 lo, hi):
+    """One output pixel of a 3x3 depthwise conv, 16 channels per step, requantized.
+
+    Taps 0-3 and 4-7 are interleaved into byte quads and tap 8 zero-extended, so three
+    ``vpdpbusd`` sum the nine products of 16 channels; ``wq`` holds the weights in the same
+    layout, (blocks, 3, 64) int8. ``x`` (uint8) and ``out`` are flat; ``base`` / ``out_base``
+    index channel 0 of the window's corner and of the output pixel.
+    """
+    sig = types.void(x, base, taps, wq, out, out_base, nblocks, col_off, bias, mult, zp, lo, hi)
+
+    def codegen(context, builder, signature, args):
+        def data(i):
+            return context.make_array(signature.args[i])(context, builder, args[i]).data
+
+        i64 = args[1].type
+        dot = builder.module.declare_intrinsic(
+            "llvm.x86.avx512.vpdpbusd.512", fnty=ir.FunctionType(_V16, [_V16, _V16, _V16]))
+        x8, out8 = (builder.bitcast(data(i), ir.IntType(8).as_pointer()) for i in (0, 4))
+        taps_p = builder.bitcast(data(2), i64.as_pointer())
+        corner = [builder.gep(x8, [builder.add(args[1], builder.load(builder.gep(taps_p,
+                                                                             [i64(t)])))])
+                  for t in range(9)]
+        wq_v = builder.bitcast(data(3), _V64I8.as_pointer())
+        rq = _Requant(builder, *args[10:13])
+        entry = builder.block
+        loop, done = builder.append_basic_block("blocks"), builder.append_basic_block("done")
+        builder.cbranch(builder.icmp_signed(">", args[6], i64(0)), loop, done)
+        builder.position_at_end(loop)
+        k = builder.phi(i64)
+        c0 = builder.mul(k, i64(16))
+        v = [builder.load(builder.bitcast(builder.gep(p, [c0]), _V16I8.as_pointer()), align=1)
+             for p in corner]
+        quads = [_interleave4(builder, v[0:4]), _interleave4(builder, v[4:8]),
+                 builder.bitcast(builder.zext(v[8], _V16), _V64I8)]
+        acc = ir.Constant(_V16, None)
+        for j, q in enumerate(quads):
+            w = builder.load(builder.gep(wq_v, [builder.add(builder.mul(k, i64(3)), i64(j))]),
+                             align=1)
+            acc = builder.call(dot, [acc, builder.bitcast(q, _V16), builder.bitcast(w, _V16)])
+        params = [builder.load(_vec_at(builder, data(i), c0, t), align=1)
+                  for i, t in ((7, _V16), (8, rq.vf), (9, rq.vf))]
+        y = rq(acc, *params)
+        dst = builder.gep(out8, [builder.add(args[5], c0)])
+        builder.store(y, builder.bitcast(dst, _V16I8.as_pointer()), align=1)
+        k_next = builder.add(k, i64(1))
+        k.add_incoming(i64(0), entry)
+        k.add_incoming(k_next, loop)
+        builder.cbranch(builder.icmp_signed("<", k_next, args[6]), loop, done)
+        builder.position_at_end(done)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def pack_depthwise(wt: np.ndarray) -> np.ndarray:
+    """3x3 depthwise weights (3, 3, C) int8, C a multiple of 16 -> (C/16, 3, 64) int8 in the
+    byte-quad layout of `_dw3x3_pixel` (taps 0-3, taps 4-7, tap 8 and three zeros)."""
+    taps = wt.reshape(9, -1).astype(np.int8)
+    blocks = taps.shape[1] // 16
+    out = np.zeros((blocks, 3, 16, 4), np.int8)
+    t = taps.reshape(9, blocks, 16).transpose(1, 2, 0)  # (blocks, 16, 9)
+    out[:, 0], out[:, 1], out[:, 2, :, 0] = t[..., 0:4], t[..., 4:8], t[..., 8]
+    return np.ascontiguousarray(out.reshape(blocks, 3, 64))
 
 
 # 8-row tiles for the bulk; 4- and 1-row tiles for what is left over
