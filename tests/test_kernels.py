@@ -234,6 +234,7 @@ CONV_CASES = [
     ((2, 7, 7, 4), (8, 3, 3), 2, 0, 1, 1),  # the same for a strided 3x3
     ((2, 9, 10, 32), (32, 3, 3), 1, 1, 1, 32),  # depthwise in blocks of 16 channels (VNNI)
     ((1, 11, 9, 16), (16, 3, 3), (2, 1), (2, 1), (2, 1), 16),  # the same, strided and dilated
+    ((1, 48, 44, 16), (16, 3, 3), 1, 1, 1, 16),  # large map: border pixels on the scalar loop
 ]
 
 

@@ -296,10 +296,20 @@ def qconv2d(x, w, x_zero_point: int, multiplier, out_zero_point: int, qmin: int,
                 float(qmin), float(qmax))
         if (gemms.USE_VNNI and x.dtype == np.uint8 and w.shape[1:3] == (3, 3)
                 and x.shape[3] % 16 == 0):
+            (ph, pw), x = padding, np.ascontiguousarray(x)
+            if (ph or pw) and 2 * (oh + ow) > 0.1 * oh * ow:
+                # small maps have many border pixels, which the scalar loop handles: pad a copy
+                # with the zero point instead, so that every window lies inside
+                xp = np.full((x.shape[0], x.shape[1] + 2 * ph, x.shape[2] + 2 * pw, x.shape[3]),
+                             x_zero_point, np.uint8)
+                xp[:, ph:ph + x.shape[1], pw:pw + x.shape[2]] = x
+                x, geometry = xp, geometry.copy()
+                geometry[4:6] = 0
+                args = (geometry,) + args[1:]
             c = x.shape[3]
             taps = np.array([(i * dilation[0] * x.shape[2] + j * dilation[1]) * c
                              for i in range(3) for j in range(3)], np.int64)
-            _depthwise_vnni(np.ascontiguousarray(x), wt, pack_depthwise(wt), taps, out, *args)
+            _depthwise_vnni(x, wt, pack_depthwise(wt), taps, out, *args)
         else:
             _depthwise_requant(np.ascontiguousarray(x), wt, out, *args)
         return out
