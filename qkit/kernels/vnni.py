@@ -486,9 +486,17 @@ def _workspace(shape) -> np.ndarray:
     return buf
 
 
-@functools.lru_cache(maxsize=64)
 def _cached_offsets(*geometry) -> np.ndarray:
-    """`_window_offsets`, kept per geometry (a model calls each layer with the same shapes)."""
+    """`_window_offsets`, kept per geometry (a model calls each layer with the same shapes)
+    when the array is at most 4 MiB; larger ones are cheap next to their convolution."""
+    n_len, oh, ow = geometry[:3]
+    if n_len * oh * ow > 1 << 19:
+        return _window_offsets(*geometry)
+    return _small_offsets(*geometry)
+
+
+@functools.lru_cache(maxsize=16)
+def _small_offsets(*geometry) -> np.ndarray:
     offs = _window_offsets(*geometry)
     offs.flags.writeable = False
     return offs
