@@ -286,6 +286,14 @@ def test_conv2d_reuses_its_workspace_safely(rng, monkeypatch):
         assert_same(out, R.conv2d(x, w, padding=1, pad_value=pad))
 
 
+def test_conv2d_over_half_a_million_pixels(rng, monkeypatch):
+    # above 2**19 output pixels the window offsets are not cached (a separate code path)
+    use_path(monkeypatch, "vnni")
+    x, w = ints(rng, (3, 420, 420, 4), U8), ints(rng, (4, 3, 3, 4), S8)
+    assert 3 * 420 * 420 > 1 << 19
+    assert_same(K.conv2d(x, w, padding=1), R.conv2d(x, w, padding=1))
+
+
 def test_conv2d_matches_gemm_for_pointwise(rng):
     x, w = ints(rng, (2, 3, 4, 5), U8), ints(rng, (6, 1, 1, 5), S8)
     out = K.conv2d(x, w)

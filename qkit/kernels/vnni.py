@@ -491,7 +491,9 @@ def _cached_offsets(*geometry) -> np.ndarray:
     when the array is at most 4 MiB; larger ones are cheap next to their convolution."""
     n_len, oh, ow = geometry[:3]
     if n_len * oh * ow > 1 << 19:
-        return _window_offsets(*geometry)
+        offs = _window_offsets(*geometry)
+        offs.flags.writeable = False  # the same numba type as the cached ones: no second compile
+        return offs
     return _small_offsets(*geometry)
 
 
