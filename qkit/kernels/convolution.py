@@ -224,6 +224,18 @@ def _depthwise_3x3_requant(x, wt, out, b, oy, ox, iy0, ix0, dh, dw, col_off, bia
         out[b, oy, ox, c] = min(max(y, lo), hi)
 
 
+@njit(cache=True, inline="always")
+def _requantized_pixel(x, wt, acc, out, b, oy, ox, geometry, pad_value, col_off, bias, mult, zp,
+                       lo, hi):
+    # any output pixel (borders included) the general way: its sums, then requantize_float
+    _depthwise_row(x, wt, acc, b, oy, ox, geometry, pad_value)
+    dst = out[b, oy, ox]
+    for c in range(acc.shape[0]):
+        v = np.float32(np.float32(acc[c] + col_off[c]) + bias[c])
+        y = np.rint(np.float32(v * mult[c])) + zp
+        dst[c] = min(max(y, lo), hi)
+
+
 @njit(cache=True, parallel=True)
 def _depthwise_requant(x, wt, out, geometry, pad_value, col_off, bias, mult, zp, lo, hi):
     # fused depthwise conv + float32 requantization (the formula of requantize_float)
@@ -241,12 +253,8 @@ def _depthwise_requant(x, wt, out, geometry, pad_value, col_off, bias, mult, zp,
                 _depthwise_3x3_requant(x, wt, out, b, oy, ox, iy0, ix0, dh, dw, col_off, bias,
                                        mult, zp, lo, hi)
                 continue
-            _depthwise_row(x, wt, acc, b, oy, ox, geometry, pad_value)
-            dst = out[b, oy, ox]
-            for c in range(c_len):
-                v = np.float32(np.float32(acc[c] + col_off[c]) + bias[c])
-                y = np.rint(np.float32(v * mult[c])) + zp
-                dst[c] = min(max(y, lo), hi)
+            _requantized_pixel(x, wt, acc, out, b, oy, ox, geometry, pad_value, col_off, bias,
+                               mult, zp, lo, hi)
 
 
 @njit(cache=True, parallel=True)
@@ -269,12 +277,8 @@ def _depthwise_vnni(x, wt, wq, taps, out, geometry, pad_value, col_off, bias, mu
                 _dw3x3_pixel(xf, ((b * h + iy0) * w + ix0) * c_len, taps, wq, of,
                              (t * ow + ox) * c_len, blocks, col_off, bias, mult, zpi, loi, hii)
                 continue
-            _depthwise_row(x, wt, acc, b, oy, ox, geometry, pad_value)
-            dst = out[b, oy, ox]
-            for c in range(c_len):
-                v = np.float32(np.float32(acc[c] + col_off[c]) + bias[c])
-                y = np.rint(np.float32(v * mult[c])) + zp
-                dst[c] = min(max(y, lo), hi)
+            _requantized_pixel(x, wt, acc, out, b, oy, ox, geometry, pad_value, col_off, bias,
+                               mult, zp, lo, hi)
 
 
 def qconv2d(x, w, x_zero_point: int, multiplier, out_zero_point: int, qmin: int, qmax: int,
