@@ -370,3 +370,76 @@ def test_adaptive_rounding_rescues_mobilenet_v2_weights():
     op = next(o for o in ops if o.kind == "conv" and o.params["groups"] > 1)
     report = adaround.compare(op, moments[op.name])
     assert report["loss_adaptive"] < 0.5 and 0 < report["changed"] < 0.5, report
+
+
+def test_loss_aware_grid_is_the_engines_grid():
+    from qkit import kernels
+    from qkit.engine import ranges
+    from qkit.qparams import qparams_from_range
+
+    y = torch.randn(4, 8, 5, 5) * 3
+    qp = qparams_from_range(np.float32(-2.5), np.float32(4.0), 8, False)
+    q = kernels.quantize(y.numpy(), qp).astype(np.int32)
+    expect = (q - int(qp.zero_point)).astype(np.float32) * np.float32(qp.scale)
+    np.testing.assert_array_equal(ranges.fake_quantize(y, -2.5, 4.0).numpy(), expect)
+
+
+def test_loss_aware_search_keeps_the_best_candidate(models):
+    from qkit.engine import ranges
+    from qkit.engine.model import float_layer, run_graph
+
+    x = torch.randn(32, 3, 12, 12) ** 3  # heavy tails: min-max is not the best clip
+    ops, _ = trace(models[0])
+    names = [op.name for op in ops if op.kind in ("conv", "add")][:3]
+    chosen = ranges.search(ops, x, names)
+    assert list(chosen) == names
+    with torch.no_grad():
+        floats = run_graph(ops, x, float_layer)
+        ref = floats[ops[-1].name]
+    first = names[0]  # nothing before it is quantized: every candidate can be re-scored here
+    y = floats[first]
+    lo0, hi0 = min(0.0, float(y.min())), float(y.max())
+    errors = {}
+    for a_lo in (ranges.LOW if lo0 < 0 else (1.0,)):
+        for a_hi in ranges.HIGH:
+            r = (lo0 * a_lo, hi0 * a_hi)
+            with torch.no_grad():
+                out = run_graph(ops, x, float_layer,
+                                lambda op, v, r=r: ranges.fake_quantize(v, *r) if op.name == first
+                                else v)[ops[-1].name]
+            errors[r] = ranges.output_error(out, ref, "kl")
+    assert chosen[first] in errors
+    assert errors[chosen[first]] == min(errors.values())
+    for lo, hi in chosen.values():
+        assert lo <= 0 <= hi and hi > lo
+    with pytest.raises(ValueError, match="loss must be"):
+        ranges.output_error(ref, ref, "l1")
+    with pytest.raises(ValueError, match="observer must be"):
+        IntegerModel.from_float(models[0], x, SCHEMES["w8a8-per-channel"].__class__(
+            observer="median"))
+
+
+def test_loss_aware_ranges_help_mobilenet_v2_on_new_images():
+    # the first activations of MobileNetV2 (the per-tensor grids that cost most, notebook 05):
+    # ranges searched on 12 images lower the output KL on the 12 others
+    from qkit.engine import ranges
+    from qkit.engine.model import float_layer, run_graph
+    from qkit.models import mobilenet_v2 as mv2
+
+    model = mv2.load()
+    x = mv2.preprocess(mv2.photo_set(crops_per_photo=1))  # 24 images
+    calib, new = x[1::2], x[0::2]
+    ops, _ = trace(model)
+    names = [op.name for op in ops if op.kind in ("conv", "add")][:6]
+    chosen = ranges.search(ops, calib, names)
+    with torch.no_grad():
+        floats = run_graph(ops, new, float_layer)
+    minmax = {n: (min(0.0, float(floats[n].min())), float(floats[n].max())) for n in names}
+
+    def kl(r):
+        with torch.no_grad():
+            out = run_graph(ops, new, float_layer, lambda op, v: ranges.fake_quantize(
+                v, *r[op.name]) if op.name in r else v)[ops[-1].name]
+        return ranges.output_error(out, floats[ops[-1].name], "kl")
+
+    assert kl(chosen) < 0.5 * kl(minmax), (kl(chosen), kl(minmax))  # measured 0.0059 vs 0.029

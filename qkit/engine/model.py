@@ -19,12 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from qkit import kernels
-from qkit.engine import adaround
+from qkit.engine import adaround, ranges
 from qkit.engine.equalize import equalize
 from qkit.engine.graph import Op, trace
 from qkit.metrics import quantized_bytes
 from qkit.observers import OBSERVERS
-from qkit.qparams import QParams, activation_range, qparams_from_tensor
+from qkit.qparams import QParams, activation_range, qparams_from_range, qparams_from_tensor
 
 PASS_THROUGH = ("maxpool", "avgpool", "flatten", "relu")  # output grid = input grid
 
@@ -35,7 +35,8 @@ class Scheme:
 
     weight_bits: int = 8
     per_channel: bool = True
-    observer: str = "minmax"
+    observer: str = "minmax"  # a qkit.observers name, or "loss_aware" (qkit.engine.ranges)
+    range_loss: str = "kl"  # what "loss_aware" minimises at the output: "kl" or "mse"
     bias_correction: bool = False  # Nagel et al. 2019, empirical: see IntegerModel._weights
     equalize: bool = False  # cross-layer equalization first (qkit.engine.equalize)
     layer_bits: tuple = ()  # mixed precision: ((op name, weight bits), ...) overrides
@@ -47,6 +48,7 @@ class Scheme:
     @property
     def label(self) -> str:
         extra = (" + CLE" if self.equalize else "") + (
+            " + loss-aware ranges" if self.observer == "loss_aware" else "") + (
             " + adaptive rounding" if self.rounding == "adaptive" else "") + (
             " + bias correction" if self.bias_correction else "")
         return f"W{self.weight_bits}A8 {'per-channel' if self.per_channel else 'per-tensor'}{extra}"
@@ -66,18 +68,23 @@ SCHEMES = {
                                           bias_correction=True, rounding="adaptive"),
     "w4a8-per-channel-ada-bc": Scheme(4, per_channel=True, bias_correction=True,
                                       rounding="adaptive"),
+    "w8a8-per-channel-la-ada-bc": Scheme(8, per_channel=True, observer="loss_aware",
+                                         bias_correction=True, rounding="adaptive"),
 }
 
 
-def run_graph(ops: list[Op], x, layer, post=None) -> dict:
+def run_graph(ops: list[Op], x, layer, post=None, known: dict | None = None) -> dict:
     """Every op's output of a traced graph in NCHW torch tensors: ``layer(op, x)`` computes a
     conv/linear (float, fake-quantized or integer), ``post(op, y)`` may change any output
-    (QAT's activation quantizers); pooling, add, flatten and activations are torch's."""
+    (QAT's activation quantizers); pooling, add, flatten and activations are torch's.
+    ``known`` holds outputs already computed: those ops are not run again."""
     import torch
     from torch.nn import functional as F
 
-    vals = {}
+    vals = dict(known or {})
     for op in ops:
+        if op.name in vals:
+            continue
         p = op.params
         args = [vals[i] for i in op.inputs]
         if op.kind == "input":
@@ -162,12 +169,20 @@ class IntegerModel:
         im.quantize_weights()
         return im
 
-    def calibrate(self, images, batch: int = 256) -> None:
+    def calibrate(self, images, batch: int = 256, search_images: int = 256) -> None:
+        """Activation grids from the scheme's observer, or with ``observer="loss_aware"`` from
+        `qkit.engine.ranges.search` on the first ``search_images`` images (min-max where the
+        search has nothing to choose); input moments for adaptive rounding; per-channel means
+        for bias correction."""
         if self.scheme.rounding not in ("nearest", "adaptive"):
             raise ValueError(f"rounding must be 'nearest' or 'adaptive', got "
                              f"{self.scheme.rounding!r}")
-        observers = {op.name: OBSERVERS[self.scheme.observer]() for op in self.ops
-                     if op.kind not in PASS_THROUGH}
+        loss_aware = self.scheme.observer == "loss_aware"
+        if not loss_aware and self.scheme.observer not in OBSERVERS:
+            raise ValueError(f"observer must be one of {sorted(OBSERVERS)} or 'loss_aware', got "
+                             f"{self.scheme.observer!r}")
+        observer = OBSERVERS["minmax" if loss_aware else self.scheme.observer]
+        observers = {op.name: observer() for op in self.ops if op.kind not in PASS_THROUGH}
         moments = {op.name: adaround.InputMoments(op) for op in self.ops
                    if self.scheme.rounding == "adaptive" and adaround.supported(op)}
         self.shapes, sums, counts = {}, {}, {}
@@ -185,11 +200,15 @@ class IntegerModel:
                 counts[k] = counts.get(k, 0) + v.numel() // v.shape[1]
         self.means = {k: sums[k] / counts[k] for k in sums}
         self.moments = {k: m.matrix for k, m in moments.items()}  # for adaptive rounding
+        searched = ranges.search(self.ops, images[:search_images],
+                                   loss=self.scheme.range_loss) if loss_aware else {}
         for op in self.ops:
             if op.kind in PASS_THROUGH:
                 self.act[op.name] = self.act[op.inputs[0]]
             else:
-                qp = observers[op.name].qparams(bits=8, signed=False)
+                lo, hi = searched.get(op.name, (0.0, 0.0))
+                qp = (qparams_from_range(np.float32(lo), np.float32(hi), 8, False)
+                      if hi > lo else observers[op.name].qparams(bits=8, signed=False))
                 self.act[op.name] = (np.float32(qp.scale), int(qp.zero_point))
 
     def quantize_weights(self) -> None:
