@@ -275,6 +275,42 @@ def test_qconv2d(rng, monkeypatch, path, xshape, wshape, stride, padding, dilati
         assert_same(K.qconv2d(x, w, *args), R.qconv2d(x, w, *args))
 
 
+@pytest.mark.parametrize("xshape,wshape,stride,padding,dilation,groups", [
+    c for c in CONV_CASES if c[5] == 1 or c[5] < c[0][3]] + [
+    ((3, 14, 14, 32), (64, 3, 3), 1, 1, 1, 1),  # the MNIST CNN's conv3: 2 images per chunk
+    ((9, 7, 7, 8), (40, 3, 3), 1, 1, 1, 1),  # 49 pixels: 8 images per chunk, the last has 1
+    ((5, 9, 8, 4), (16, 3, 3), (2, 1), (0, 2), (2, 1), 1),  # padding only along the width
+])
+@pytest.mark.parametrize("adt,lo,hi", [(U8, 0, 255), (S8, -128, 127)])
+def test_qconv2d_pads_in_chunks(rng, monkeypatch, xshape, wshape, stride, padding, dilation,
+                                groups, adt, lo, hi):
+    # large batches pad a few images at a time, inside the parallel loop (vnni._qconv_chunks):
+    # forced here on small batches
+    from qkit.kernels import vnni
+
+    use_path(monkeypatch, "vnni")
+    monkeypatch.setattr(vnni, "MIN_CHUNKS", 1)
+    used = []
+    real = vnni._qconv_chunks
+    monkeypatch.setattr(vnni, "_qconv_chunks", lambda *a: used.append(a[1]) or real(*a))
+    x = ints(rng, xshape, adt)
+    w = ints(rng, wshape + (xshape[3] // groups,), S8)
+    o = wshape[0]
+    info = np.iinfo(adt)
+    for zx in (int(info.min), int(info.max)):
+        mult = rng.uniform(1e-4, 2e-2, o).astype(np.float32)
+        bias = (rng.standard_normal(o) * 300).astype(np.float32)
+        args = (zx, mult, int(rng.integers(lo, hi + 1)), lo, hi, bias, stride, padding, dilation,
+                groups)
+        out = K.qconv2d(x, w, *args)
+        assert_same(out, R.qconv2d(x, w, *args))
+    copies = adt == S8 or np.any(padding)  # else x is read in place
+    chunk = vnni.chunk_images(out.shape[1] * out.shape[2])
+    whole_quads = xshape[3] // groups % 4 == 0  # else the whole input is padded once
+    assert used == [chunk] * len(used)
+    assert bool(used) == bool(copies and whole_quads and xshape[0] >= chunk)
+
+
 def test_conv2d_reuses_its_workspace_safely(rng, monkeypatch):
     # the VNNI path keeps its padded input buffer per shape: consecutive calls with the same
     # shape but another dtype, padding value or image must not see the previous call's bytes

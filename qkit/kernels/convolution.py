@@ -3,10 +3,12 @@
 Three loops, chosen by shape and CPU:
 
 * the VNNI micro-kernel (`qkit.kernels.vnni`) as a direct convolution: the
-  input is padded once, each tile of 8 output pixels reads its windows straight
-  from it (no patch matrix; without dilation a kernel row's ``kw * C`` bytes are
-  contiguous, so it is one run of K) against the prepacked weight panels, and
-  the tile is requantized in registers (one group at a time);
+  input is padded (for a large batch a few images at a time, by the thread that
+  then convolves them, so the padded copy is read from L1), each tile of 8 output
+  pixels reads its windows straight from it (no patch matrix; without dilation
+  a kernel row's ``kw * C`` bytes are contiguous, so it is one run of K) against
+  the prepacked weight panels, and the tile is requantized in registers (one
+  group at a time);
 * a depthwise loop that runs along channels (contiguous in NHWC);
 * the plain loop below, readable: each output reads its receptive field
   straight from the input, substituting ``pad_value`` outside it, in the
