@@ -311,6 +311,20 @@ def test_qconv2d_pads_in_chunks(rng, monkeypatch, xshape, wshape, stride, paddin
     assert bool(used) == bool(copies and whole_quads and xshape[0] >= chunk)
 
 
+def test_qconv2d_packed_weights_follow_the_weights(rng, monkeypatch):
+    # the VNNI conv keeps small packed weights by their bytes: weights edited in place, or new
+    # weights of the same shape, must never meet an old packing
+    use_path(monkeypatch, "vnni")
+    x, w = ints(rng, (2, 6, 6, 8), U8), ints(rng, (16, 3, 3, 8), S8)
+    mult, bias = np.full(16, 0.01, np.float32), np.zeros(16, np.float32)
+    args = (3, mult, 7, 0, 255, bias, 1, 1, 1, 1)
+    for _ in range(3):
+        assert_same(K.qconv2d(x, w, *args), R.qconv2d(x, w, *args))
+        w[rng.integers(0, 16), 1, 1, rng.integers(0, 8)] += 1  # in place
+    w = ints(rng, (16, 3, 3, 8), S8)
+    assert_same(K.qconv2d(x, w, *args), R.qconv2d(x, w, *args))
+
+
 def test_conv2d_reuses_its_workspace_safely(rng, monkeypatch):
     # the VNNI path keeps its padded input buffer per shape: consecutive calls with the same
     # shape but another dtype, padding value or image must not see the previous call's bytes

@@ -622,6 +622,29 @@ def chunk_images(pixels: int) -> int:
     return MR // np.gcd(pixels, MR)
 
 
+def _conv_weights(w: np.ndarray, cp: int) -> PackedWeights:
+    """(O, KH, KW, C) weights with channels zero-padded to ``cp``, packed; a layer called again
+    with the same weights (every model does) reuses its packing when they are small."""
+    if w.nbytes > 1 << 18:
+        return _pack_conv(w, cp)
+    return _pack_conv_cached(w.tobytes(), w.shape, cp)
+
+
+@functools.lru_cache(maxsize=64)
+def _pack_conv_cached(data: bytes, shape: tuple, cp: int) -> PackedWeights:
+    return _pack_conv(np.frombuffer(data, np.int8).reshape(shape), cp)
+
+
+def _pack_conv(w: np.ndarray, cp: int) -> PackedWeights:
+    o, kh, kw, c = w.shape
+    wpad = np.zeros((o, kh, kw, cp), np.int8)
+    wpad[..., :c] = w
+    pw = PackedWeights(wpad.reshape(o, -1))
+    for a in (pw.panels, pw.col_sums, pw.w):  # shared by later calls: nobody may write them
+        a.flags.writeable = False
+    return pw
+
+
 class ConvPlan:
     """A padded, unsigned copy of the input, window offsets and tap offsets for `_conv_direct`.
 
@@ -646,9 +669,7 @@ class ConvPlan:
             self.chunk, self.xp = chunk_images(self.oh * self.ow), np.ascontiguousarray(x)
         else:
             self.xp = self._padded(x, (n, hp, wp, cp), ph, pw, pad)
-        wpad = np.zeros((o, kh, kw, cp), np.int8)
-        wpad[..., :c] = w
-        self.weights = PackedWeights(wpad.reshape(o, -1))
+        self.weights = _conv_weights(w, cp)
         if dw == 1:  # a kernel row's kw pixels are contiguous: one long tap per row
             self.taps = np.array([i * dh * wp * cp for i in range(kh)], np.int64)
             self.cq = kw * cp // 4
