@@ -82,9 +82,21 @@ def _dot_tile(builder, a_data, a_row, b_data, panel, kq, mr):
     q.add_incoming(q_next, loop)
     for acc, value in zip(accs, new, strict=True):
         acc.add_incoming(value, loop)
-    builder.cbranch(builder.icmp_signed("<", q_next, kq), loop, done)
+    _keep_rolled(builder, builder.cbranch(builder.icmp_signed("<", q_next, kq), loop, done),
+                 "kloop")
     builder.position_at_end(done)
     return new
+
+
+def _keep_rolled(builder, branch, name: str) -> None:
+    """Mark ``branch`` (a loop's back edge) ``llvm.loop.unroll.disable``: unrolled by two, the
+    8-row tiles need more than 32 zmm registers and spill accumulators inside the K loop."""
+    module = builder.module
+    flag = module.add_metadata([ir.MetaDataString(module, "llvm.loop.unroll.disable")])
+    unique = ir.MetaDataString(module, f"qkit.{name}.{len(module.metadata)}")
+    loop_id = module.add_metadata([unique])
+    loop_id.operands = (loop_id, flag)  # a loop ID refers to itself (LLVM LangRef, llvm.loop)
+    branch.set_metadata("llvm.loop", loop_id)
 
 
 def _vec_at(builder, data, index, vec_type):
@@ -139,7 +151,8 @@ def _direct_tile(builder, x_data, offs_data, row0, taps_data, n_taps, cq, b_data
         new.append(builder.call(fn, [acc_c[2 * r], splat, b0]))
         new.append(builder.call(fn, [acc_c[2 * r + 1], splat, b1]))
     c_next = builder.add(c, i64(1))
-    builder.cbranch(builder.icmp_signed("<", c_next, cq), c_body, t_latch)
+    _keep_rolled(builder, builder.cbranch(builder.icmp_signed("<", c_next, cq), c_body, t_latch),
+                 "quads")
     builder.position_at_end(t_latch)
     t_next = builder.add(t, i64(1))
     builder.cbranch(builder.icmp_signed("<", t_next, n_taps), t_head, done)
