@@ -70,6 +70,9 @@ SCHEMES = {
                                       rounding="adaptive"),
     "w8a8-per-channel-la-ada-bc": Scheme(8, per_channel=True, observer="loss_aware",
                                          bias_correction=True, rounding="adaptive"),
+    "w8a8-per-tensor-cle-la-ada-bc": Scheme(8, per_channel=False, observer="loss_aware",
+                                            bias_correction=True, equalize=True,
+                                            rounding="adaptive"),
 }
 
 
