@@ -226,7 +226,8 @@ MODELS = {"mnist-cnn": mnist_cnn_rows, "mobilenet-v2": mobilenet_v2_rows, "minil
 
 
 def format_rows(rows: list[Row]) -> str:
-    head = (f"{'model':<13}{'scheme':<28}{'metric':<26}{'value':>8}{'fp32':>8}{'bytes':>11}"
+    sw = max([28] + [len(r.scheme) + 1 for r in rows])  # scheme column width
+    head = (f"{'model':<13}{'scheme':<{sw}}{'metric':<26}{'value':>8}{'fp32':>8}{'bytes':>11}"
             f"{'of fp32':>9}{'ms/batch':>10}  engine")
     lines = [head, "-" * len(head)]
     fp32 = {r.model: r.size_bytes for r in rows if r.scheme == "fp32"}
@@ -234,7 +235,7 @@ def format_rows(rows: list[Row]) -> str:
         value = f"{r.value:>8.2f}" if r.metric.endswith("_db") else f"{r.value:>8.4f}"
         ref = "inf" if not np.isfinite(r.fp32_value) else (
             f"{r.fp32_value:.2f}" if r.metric.endswith("_db") else f"{r.fp32_value:.4f}")
-        lines.append(f"{r.model:<13}{r.scheme:<28}{r.metric:<26}{value}{ref:>8}"
+        lines.append(f"{r.model:<13}{r.scheme:<{sw}}{r.metric:<26}{value}{ref:>8}"
                      f"{r.size_bytes:>11,}{r.size_bytes / fp32[r.model]:>8.1%}"
                      f"{r.latency_ms:>10.2f}  {r.engine}")
     return "\n".join(lines)
