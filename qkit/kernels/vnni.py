@@ -466,10 +466,11 @@ def _qconv_direct(xp, offs, taps, cq, b, out, col_off, bias, mult, zp, lo, hi):
 
 
 @njit(cache=True, parallel=True)
-def _qconv_chunks(x, chunk, pad, flip, ph, pw, cp, offs, taps, cq, b, out, col_off, bias, mult,
-                  zp, lo, hi):
+def _qconv_chunks(x, chunk, pad, flip, ph, pw, offs, taps, cq, b, out, col_off, bias, mult, zp,
+                  lo, hi):
     # _qconv_direct where each thread pads `chunk` images at a time into a small buffer of its
-    # own (it stays in L1/L2 while the tiles read it) instead of a copy of the whole input
+    # own (it stays in L1/L2 while the tiles read it) instead of a copy of the whole input;
+    # channels are already whole quads (C % 4 == 0), so a padded row is one run of bytes
     n, h, wd, c = x.shape
     hp, wp = h + 2 * ph, wd + 2 * pw
     pix = offs.shape[0] // chunk  # output pixels of one image
@@ -478,18 +479,14 @@ def _qconv_chunks(x, chunk, pad, flip, ph, pw, cp, offs, taps, cq, b, out, col_o
     for t in prange(-(-n // chunk)):
         b0 = t * chunk
         g = min(chunk, n - b0)
-        buf = np.empty(chunk * hp * wp * cp, np.uint8)
+        buf = np.empty(chunk * hp * wp * c, np.uint8)
         buf[:] = pad
         for j in range(g):
             for y in range(h):
-                o = ((j * hp + y + ph) * wp + pw) * cp
+                o = ((j * hp + y + ph) * wp + pw) * c
                 src = ((b0 + j) * h + y) * wd * c
-                # (a ufunc on slices: an indexed byte loop here compiles ~40x slower)
-                if c == cp:  # one run of wd * c bytes
-                    np.bitwise_xor(xf[src:src + wd * c], flip, buf[o:o + wd * c])
-                else:
-                    np.bitwise_xor(xf[src:src + wd * c].reshape(wd, c), flip,
-                                   buf[o:o + wd * cp].reshape(wd, cp)[:, :c])
+                # a ufunc on slices: an indexed byte loop here compiles ~40x slower
+                np.bitwise_xor(xf[src:src + wd * c], flip, buf[o:o + wd * c])
         total, base = g * pix, b0 * pix
         r4, r1 = _tail4(total)
         for p in range(n_panels):  # one panel's weights and the chunk stay in L1 together
@@ -659,7 +656,9 @@ def _pack_conv(w: np.ndarray, cp: int) -> PackedWeights:
 
 
 class ConvPlan:
-    """A padded, unsigned copy of the input, window offsets and tap offsets for `_conv_direct`.
+    """A padded, unsigned copy of the input (or, with ``chunks``, the input itself for
+    `_qconv_chunks` to pad a few images at a time), window offsets and tap offsets for
+    `_conv_direct`.
 
     Channels are padded to a multiple of 4 (one ``vpdpbusd`` quad); the weights get
     matching zero channels, so K is ordered (kh, kw, c) as in the reference's im2col.
@@ -675,7 +674,7 @@ class ConvPlan:
         hp, wp = h + 2 * ph, wd + 2 * pw
         self.oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
         self.ow = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-        self.padding, self.cp, self.chunk = (ph, pw), cp, 0
+        self.padding, self.chunk = (ph, pw), 0
         if not (ph or pw or self.flip) and cp == c:  # nothing to pad or shift: read x itself
             self.xp = np.ascontiguousarray(x)
         elif chunks and cp == c and n >= MIN_CHUNKS * chunk_images(self.oh * self.ow):
@@ -736,7 +735,7 @@ def qconv_vnni(x, w, stride, padding, dilation, x_zero_point, mult, bias, zp, lo
     out = plan.out(out_dtype)
     if plan.chunk:
         _qconv_chunks(plan.xp.view(np.uint8), plan.chunk, np.uint8(plan.pad),
-                      np.uint8(plan.flip), *plan.padding, plan.cp, plan.offs, plan.taps,
+                      np.uint8(plan.flip), *plan.padding, plan.offs, plan.taps,
                       plan.cq, pw.panels, out, col_off, bias_p, mult_p, zp, lo, hi)
     else:
         _qconv_direct(plan.xp, plan.offs, plan.taps, plan.cq, pw.panels, out, col_off, bias_p,
