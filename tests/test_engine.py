@@ -442,4 +442,4 @@ def test_loss_aware_ranges_help_mobilenet_v2_on_new_images():
                 v, *r[op.name]) if op.name in r else v)[ops[-1].name]
         return ranges.output_error(out, floats[ops[-1].name], "kl")
 
-    assert kl(chosen) < 0.5 * kl(minmax), (kl(chosen), kl(minmax))  # measured 0.0059 vs 0.029
+    assert kl(chosen) < 0.5 * kl(minmax), (kl(chosen), kl(minmax))  # measured 0.0078 vs 0.029

@@ -51,11 +51,12 @@ def output_error(y, ref, loss: str = "mse") -> float:
 
 
 def search(ops: list[Op], images, names: list[str] | None = None,
-           high=HIGH, low=LOW, loss: str = "mse") -> dict[str, tuple[float, float]]:
+           high=HIGH, low=LOW, loss: str = "kl") -> dict[str, tuple[float, float]]:
     """Greedy output-error search of each activation's ``(lo, hi)``, in execution order.
 
     ``names`` are the activations to quantize (default: every op but the pass-through
-    ones, which share their input's grid); ``images`` is the calibration batch (NCHW).
+    ones, which share their input's grid); ``images`` is the calibration batch (NCHW);
+    ``loss`` is `output_error`'s (KL, as `Scheme.range_loss`, unless told otherwise).
     """
     import torch
 
