@@ -7,6 +7,8 @@ produces a silent wrong answer.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 INT32_MAX = 2**31 - 1
@@ -95,13 +97,20 @@ def centred_bound(x: np.ndarray, zero_point: int, k: int, bmax: int) -> int:
     no pass over the data); otherwise the data's actual extremes, so that long K with small
     values is still accepted.
     """
-    info = np.iinfo(x.dtype)
-    bound = max(int(info.max) - int(zero_point), int(zero_point) - int(info.min))
+    lo, hi = _limits(x.dtype)
+    bound = max(hi - int(zero_point), int(zero_point) - lo)
     if int(k) * bound * int(bmax) <= INT32_MAX:
         return bound
     return max(abs(int(x.max()) - int(zero_point)), abs(int(x.min()) - int(zero_point)))
 
 
+@functools.lru_cache(maxsize=None)
+def _limits(dtype) -> tuple[int, int]:
+    info = np.iinfo(dtype)
+    return int(info.min), int(info.max)
+
+
+@functools.lru_cache(maxsize=256)
 def storage_dtype(qmin: int, qmax: int) -> np.dtype:
     """Smallest integer dtype that holds [qmin, qmax]."""
     for dt in (np.uint8, np.int8, np.uint16, np.int16, np.int32):
@@ -177,8 +186,8 @@ def check_qlinear(x, w_n_k, w_max_abs, x_zero_point, multiplier, out_zero_point,
     n, k = w_n_k
     if x.shape[1] != k:
         raise ValueError(f"x_q is (M,K)={x.shape} but the weights are (N,K)=({n}, {k})")
-    info = np.iinfo(x.dtype)
-    if int(x_zero_point) != x_zero_point or not info.min <= x_zero_point <= info.max:
+    lo, hi = _limits(x.dtype)
+    if int(x_zero_point) != x_zero_point or not lo <= x_zero_point <= hi:
         raise ValueError(f"x_zero_point must be an integer in the range of {x.dtype}, "
                          f"got {x_zero_point}")
     centred = centred_bound(x, x_zero_point, k, w_max_abs)
@@ -200,8 +209,9 @@ def check_qlinear(x, w_n_k, w_max_abs, x_zero_point, multiplier, out_zero_point,
     return x, qmin, qmax, np.ascontiguousarray(mult), bias
 
 
-def check_conv2d(x, w, stride, padding, dilation, groups, pad_value):
-    """``x`` (N,H,W,C) u8/s8, ``w`` (O,KH,KW,C/groups) s8 (NHWC / OHWI layouts)."""
+def check_conv2d(x, w, stride, padding, dilation, groups, pad_value, w_max_abs=None):
+    """``x`` (N,H,W,C) u8/s8, ``w`` (O,KH,KW,C/groups) s8 (NHWC / OHWI layouts); ``w_max_abs``
+    when the caller knows it already."""
     x = check_int_array(x, "x", INTEGER_OPERANDS, ndim=4)
     w = check_int_array(w, "w", (np.int8,), ndim=4)
     params = {}
@@ -226,11 +236,11 @@ def check_conv2d(x, w, stride, padding, dilation, groups, pad_value):
     if oh < 1 or ow < 1:
         raise ValueError(f"kernel {w.shape[1:3]} with dilation {(dh, dw)} does not fit the "
                          f"padded input {(x.shape[1] + 2 * ph, x.shape[2] + 2 * pw)}")
-    info = np.iinfo(x.dtype)
-    if int(pad_value) != pad_value or not info.min <= pad_value <= info.max:
+    lo, hi = _limits(x.dtype)
+    if int(pad_value) != pad_value or not lo <= pad_value <= hi:
         raise ValueError(f"pad_value must be an integer in the range of {x.dtype}, got {pad_value}")
     k = w.shape[1] * w.shape[2] * w.shape[3]
-    wmax = max_abs(w)
+    wmax = max_abs(w) if w_max_abs is None else int(w_max_abs)
     check_accumulation(k, max(centred_bound(x, 0, k, wmax), abs(int(pad_value))), wmax, "conv2d")
     return x, w, params["stride"], params["padding"], params["dilation"], int(groups), (oh, ow)
 

@@ -215,7 +215,9 @@ def conv_impls(layer, seed: int = 0) -> tuple[dict, float]:
     rng = np.random.default_rng(seed)
     x = torch.from_numpy(rng.uniform(0, 4, (n, c, h, w)).astype(np.float32))
     x = x.contiguous(memory_format=torch.channels_last)
-    conv_f = torch.nn.Conv2d(c, o, k, s, k // 2, groups=g).eval()
+    with torch.random.fork_rng():  # seeded initial weights, the caller's generator untouched
+        torch.manual_seed(seed)
+        conv_f = torch.nn.Conv2d(c, o, k, s, k // 2, groups=g).eval()
     q = nnq.Conv2d(c, o, k, s, k // 2, groups=g)
     wq = torch.quantize_per_channel(conv_f.weight.detach(), conv_f.weight.detach().abs()
                                     .amax(dim=(1, 2, 3)).double() / 127 + 1e-8,

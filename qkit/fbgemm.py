@@ -102,7 +102,16 @@ class FbgemmLayer:
     bias: np.ndarray | None = None  # float32 (N,)
     relu: bool = False
     conv: dict = field(default_factory=dict)  # stride, padding, dilation, groups (Conv2d only)
-    _packed: object = field(default=None, init=False, repr=False)  # Linear weights, packed once
+    # (w, its packing), made on the first call; w is not written in place once packed
+    _packed: tuple | None = field(default=None, init=False, repr=False)
+    _bound: dict = field(default_factory=dict, init=False, repr=False)  # Conv2d calls, bound
+
+    def _bound_key(self, x_q, x_scale, x_zero_point) -> tuple:
+        """What a bound conv depends on besides the weights: the input's shape and grid and
+        the layer's own fields (so that editing one of them can never meet a stale binding)."""
+        return (x_q.shape, float(x_scale), int(x_zero_point), float(self.out_scale),
+                int(self.out_zero_point), bool(self.relu), self.w_scale.tobytes(),
+                None if self.bias is None else self.bias.tobytes(), str(self.conv))
 
     @property
     def per_channel(self) -> bool:
@@ -153,18 +162,30 @@ class FbgemmLayer:
         x_q = check_int_array(x_q, "x_q", (np.uint8,), ndim=4 if self.conv else 2)
         if accumulation == "auto":
             accumulation = default_accumulation()
+        exact = accumulation == "exact" and not self.w_zero_point.any()
+        if exact and self._packed is not None and self._packed[0] is self.w and self.conv:
+            bound = self._bound.get(self._bound_key(x_q, x_scale, x_zero_point))
+            if bound is not None:
+                return bound(x_q)
         mult, bias_q = self.requant_params(x_scale)
         lo = self.out_zero_point if self.relu else 0
-        if accumulation == "exact" and not self.w_zero_point.any():
+        if exact:
+            if self._packed is None or self._packed[0] is not self.w:  # new weights: repack
+                pack = kernels.pack_conv if self.conv else kernels.pack_weights
+                self._packed, self._bound = (self.w, pack(self.w)), {}
             if not self.conv:
-                if self._packed is None:
-                    self._packed = kernels.pack_weights(self.w)
-                return kernels.qlinear(x_q, self._packed, int(x_zero_point), mult,
+                return kernels.qlinear(x_q, self._packed[1], int(x_zero_point), mult,
                                        self.out_zero_point, lo, 255, bias=bias_q)
             c = self.conv
-            return kernels.qconv2d(x_q, self.w, int(x_zero_point), mult, self.out_zero_point, lo,
-                                   255, bias_q, c["stride"], c["padding"], c["dilation"],
-                                   c["groups"])
+            # a conv bound to this input's shape and grid: the next call skips straight to
+            # the kernel (kernels.BoundQConv)
+            bound = self._packed[1].bind(x_q, int(x_zero_point), mult, self.out_zero_point, lo,
+                                         255, bias_q, c["stride"], c["padding"], c["dilation"],
+                                         c["groups"])
+            if len(self._bound) >= 8:
+                self._bound.clear()
+            self._bound[self._bound_key(x_q, x_scale, x_zero_point)] = bound
+            return bound(x_q)
         raw = self.accumulate(x_q, accumulation, int(x_zero_point))
         flat = raw.reshape(-1, raw.shape[-1])
         y = kernels.requantize_float(flat, mult, self.out_zero_point, lo, 255, bias=bias_q)

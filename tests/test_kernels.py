@@ -28,7 +28,7 @@ from qkit.qparams import QParams, qparams_from_tensor
 pytestmark = pytest.mark.nojit
 
 PAIRS = [n for n in K.__all__
-         if n not in ("warmup", "gemm_packed", "pack_weights", "pack_weights_int4")]
+         if n not in ("warmup", "gemm_packed", "pack_conv", "pack_weights", "pack_weights_int4")]
 U8, S8 = np.uint8, np.int8
 
 
@@ -325,6 +325,48 @@ def test_qconv2d_packed_weights_follow_the_weights(rng, monkeypatch):
     assert_same(K.qconv2d(x, w, *args), R.qconv2d(x, w, *args))
 
 
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("xshape,wshape,stride,padding,dilation,groups", CONV_CASES)
+def test_qconv2d_with_prepared_weights(rng, monkeypatch, path, xshape, wshape, stride, padding,
+                                       dilation, groups):
+    # qconv2d(x, pack_conv(w), ...) is qconv2d(x, w, ...), for every conv case and both paths
+    # through the chunked kernel; the packing holds a copy, so editing w later changes nothing
+    from qkit.kernels import vnni
+
+    use_path(monkeypatch, path)
+    x = ints(rng, xshape, U8)
+    w = ints(rng, wshape + (xshape[3] // groups,), S8)
+    o = wshape[0]
+    args = (17, rng.uniform(1e-4, 2e-2, o).astype(np.float32), 5, 0, 255,
+            (rng.standard_normal(o) * 300).astype(np.float32), stride, padding, dilation, groups)
+    expected = R.qconv2d(x, w, *args)
+    packed = K.pack_conv(w)
+    w += np.int8(1)
+    for chunks in (10**9, 1):
+        monkeypatch.setattr(vnni, "MIN_CHUNKS", chunks)
+        assert_same(K.qconv2d(x, packed, *args), expected)
+    assert not packed.w.flags.writeable
+    with pytest.raises(TypeError, match="w must have dtype int8"):
+        K.pack_conv(w.astype(np.int16))
+    with pytest.raises(ValueError, match="w must be 4-D"):
+        K.pack_conv(w[0])
+
+
+def test_fbgemm_conv_layer_repacks_new_weights(rng):
+    # FbgemmLayer packs its conv weights on the first call; assigning new weights repacks
+    from qkit.fbgemm import FbgemmLayer
+
+    x = ints(rng, (2, 6, 6, 8), U8)
+    layer = FbgemmLayer(ints(rng, (16, 3, 3, 8), S8), np.full(16, 0.02, np.float32),
+                        np.zeros(16, np.int32), 0.1, 3, conv=dict(stride=(1, 1), padding=(1, 1),
+                                                                 dilation=(1, 1), groups=1))
+    first = layer(x, 0.05, 2, "exact")
+    layer.w = ints(rng, (16, 3, 3, 8), S8)
+    mult, bias = layer.requant_params(0.05)
+    assert_same(layer(x, 0.05, 2, "exact"), R.qconv2d(x, layer.w, 2, mult, 3, 0, 255, bias, 1, 1))
+    assert not np.array_equal(first, layer(x, 0.05, 2, "exact"))
+
+
 def test_conv2d_reuses_its_workspace_safely(rng, monkeypatch):
     # the VNNI path keeps its padded input buffer per shape: consecutive calls with the same
     # shape but another dtype, padding value or image must not see the previous call's bytes
@@ -517,3 +559,38 @@ def test_qadd_and_relu(rng, adt, lo, hi):
         K.qadd(a, 0, 1.0, b[:1], 0, 1.0, 0, lo, hi)
     with pytest.raises(ValueError, match="larger than the input"):
         K.maxpool2d(a, 9)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("adt,lo,hi", [(U8, 0, 255), (S8, -128, 127), (U8, 10, 200),
+                                       (S8, -5, 90)])
+def test_fused_requantization_at_the_extremes(rng, monkeypatch, path, adt, lo, hi):
+    # multipliers from 1e-6 to 1e30 push products past int32 and int64 and to inf, which must
+    # still land on lo or hi: every row count (8-, 4- and 1-row tiles) and a half panel (48
+    # columns), against the reference and against the sign rule
+    use_path(monkeypatch, path)
+    from qkit.kernels import vnni
+
+    monkeypatch.setattr(vnni, "MIN_CHUNKS", 1)
+    n = 48
+    mult = np.float32(10.0) ** rng.uniform(-6, 30, n).astype(np.float32)
+    bias = (rng.standard_normal(n) * 1e6).astype(np.float32)
+    for m in (1, 3, 4, 6, 13):
+        a, w = ints(rng, (m, 37), adt), ints(rng, (n, 37), S8)
+        for zx in (int(np.iinfo(adt).min), int(np.iinfo(adt).max)):
+            for zy in (lo, hi, (lo + hi) // 2):
+                expected = R.qlinear(a, w, zx, mult, zy, lo, hi, bias=bias)
+                assert_same(K.qlinear(a, w, zx, mult, zy, lo, hi, bias=bias), expected)
+        x = ints(rng, (m, 3, 4, 8), adt)
+        wc = ints(rng, (n, 3, 3, 8), S8)
+        args = (int(np.iinfo(adt).max), mult, (lo + hi) // 2, lo, hi, bias, 1, 1, 1, 1)
+        assert_same(K.qconv2d(x, wc, *args), R.qconv2d(x, wc, *args))
+    # without bias, a huge multiplier sends every nonzero sum to its end of the range
+    a, w = ints(rng, (13, 37), adt), ints(rng, (n, 37), S8)
+    zy = (lo + hi) // 2
+    raw = a.astype(np.int64) @ w.T.astype(np.int64)
+    expected = np.where(raw > 0, hi, np.where(raw < 0, lo, zy))
+    for huge in (np.float32(1e12), np.float32(3e38)):
+        out = K.qlinear(a, w, 0, huge, zy, lo, hi)
+        np.testing.assert_array_equal(out, expected)
+        np.testing.assert_array_equal(R.qlinear(a, w, 0, huge, zy, lo, hi), expected)

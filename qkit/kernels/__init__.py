@@ -5,7 +5,7 @@ cache works), never ``fastmath`` (it would break bit-exact requantization).
 Set ``NUMBA_DISABLE_JIT=1`` to run them as plain Python.
 """
 
-from qkit.kernels.convolution import conv2d, qconv2d
+from qkit.kernels.convolution import conv2d, pack_conv, qconv2d
 from qkit.kernels.gemms import (
     gemm,
     gemm_codebook,
@@ -26,8 +26,9 @@ __all__ = [
     "conv2d", "dequantize", "fake_quantize", "gemm", "gemm_codebook", "gemm_int4",
     "gemm_pairs16", "pack_int4", "qconv2d", "qlinear", "quantize", "requantize_fixed",
     "requantize_float", "unpack_int4", "warmup",
-    # layout helpers without a reference twin: gemm_packed(a, pack_weights(w)) == gemm(a, w)
-    "gemm_packed", "pack_weights", "pack_weights_int4",
+    # layout helpers without a reference twin: gemm_packed(a, pack_weights(w)) == gemm(a, w),
+    # qconv2d(x, pack_conv(w), ...) == qconv2d(x, w, ...)
+    "gemm_packed", "pack_conv", "pack_weights", "pack_weights_int4",
 ]
 
 

@@ -56,8 +56,9 @@ def _requantize_float_nb(acc, mult, bias, has_bias, zp, qmin, qmax, out):
             x = np.float32(acc[m, n])
             if has_bias:
                 x = np.float32(x + bias[n])
-            y = np.int64(np.rint(np.float32(x * mult[j]))) + zp
-            out[m, n] = min(max(y, qmin), qmax)
+            # clamped in float first: a product past int64 (or inf) must still give qmin/qmax
+            y = min(max(np.float32(x * mult[j]), np.float32(qmin - zp)), np.float32(qmax - zp))
+            out[m, n] = np.int64(np.rint(y)) + zp
 
 
 def requantize_fixed(acc, multiplier, shift, zero_point: int, qmin: int, qmax: int,

@@ -664,24 +664,26 @@ class ConvPlan:
     matching zero channels, so K is ordered (kh, kw, c) as in the reference's im2col.
     """
 
-    def __init__(self, x, w, stride, padding, dilation, pad_value, chunks: bool = False):
+    def __init__(self, x, w, stride, padding, dilation, pad_value, chunks: bool = False,
+                 weights=None):
         n, h, wd, c = x.shape
         (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
         o, kh, kw, _ = w.shape
         cp = -(-c // 4) * 4
         self.flip = 128 if x.dtype == np.int8 else 0
-        self.pad = pad = (int(pad_value) + self.flip) & 0xFF  # the padding value, unsigned
+        self.pad = (int(pad_value) + self.flip) & 0xFF  # the padding value, unsigned
         hp, wp = h + 2 * ph, wd + 2 * pw
         self.oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
         self.ow = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-        self.padding, self.chunk = (ph, pw), 0
+        self.padding, self.chunk, self.padded = (ph, pw), 0, None
         if not (ph or pw or self.flip) and cp == c:  # nothing to pad or shift: read x itself
-            self.xp = np.ascontiguousarray(x)
+            pass
         elif chunks and cp == c and n >= MIN_CHUNKS * chunk_images(self.oh * self.ow):
-            self.chunk, self.xp = chunk_images(self.oh * self.ow), np.ascontiguousarray(x)
+            self.chunk = chunk_images(self.oh * self.ow)
         else:
-            self.xp = self._padded(x, (n, hp, wp, cp), ph, pw, pad)
-        self.weights = _conv_weights(w, cp)
+            self.padded = (n, hp, wp, cp)
+        self.xp = self.input(x)
+        self.weights = _conv_weights(w, cp) if weights is None else weights
         if dw == 1:  # a kernel row's kw pixels are contiguous: one long tap per row
             self.taps = np.array([i * dh * wp * cp for i in range(kh)], np.int64)
             self.cq = kw * cp // 4
@@ -691,6 +693,13 @@ class ConvPlan:
             self.cq = cp // 4
         self.offs = _cached_offsets(self.chunk or n, self.oh, self.ow, hp, wp, sh, sw, cp)
         self.rows = n * self.oh * self.ow
+
+    def input(self, x) -> np.ndarray:
+        """What the kernel reads for input ``x`` (of the planned shape and dtype): ``x``
+        itself, or its padded copy."""
+        if self.padded is None:
+            return np.ascontiguousarray(x)
+        return self._padded(x, self.padded, *self.padding, self.pad)
 
     def _padded(self, x, shape, ph, pw, pad):
         """x copied into a reused buffer, unsigned, with a border of ``pad`` (and zero-weight
@@ -722,22 +731,41 @@ def conv_vnni(x, w, stride, padding, dilation, pad_value) -> np.ndarray:
     return out
 
 
+class QConvVnni:
+    """Ungrouped conv2d fused with requantization, everything but the input prepared: the
+    plan (window and tap offsets, packed weights) and the per-column vectors of the epilogue.
+    ``run(x)`` -> (N*OH*OW, O) 8-bit for an input of the planned shape and dtype."""
+
+    def __init__(self, x, w, stride, padding, dilation, x_zero_point, mult, bias, zp, lo, hi,
+                 out_dtype, weights=None):
+        self.plan = plan = ConvPlan(x, w, stride, padding, dilation, x_zero_point, chunks=True,
+                                    weights=weights)
+        pw = plan.weights
+        n_pad = pw.panels.shape[0] * NR
+        self.col_off = np.zeros(n_pad, np.int32)
+        self.col_off[:pw.n] = (-(int(x_zero_point) + plan.flip) * pw.col_sums.astype(np.int64))
+        self.mult, self.bias = np.zeros(n_pad, np.float32), np.zeros(n_pad, np.float32)
+        self.mult[:pw.n], self.bias[:pw.n] = mult, bias
+        self.zp, self.lo, self.hi, self.out_dtype = int(zp), int(lo), int(hi), out_dtype
+
+    def run(self, x) -> np.ndarray:
+        plan, pw = self.plan, self.plan.weights
+        xp = plan.xp if x is None else plan.input(x)
+        out = plan.out(self.out_dtype)
+        if plan.chunk:
+            _qconv_chunks(xp.view(np.uint8), plan.chunk, np.uint8(plan.pad),
+                          np.uint8(plan.flip), *plan.padding, plan.offs, plan.taps,
+                          plan.cq, pw.panels, out, self.col_off, self.bias, self.mult, self.zp,
+                          self.lo, self.hi)
+        else:
+            _qconv_direct(xp, plan.offs, plan.taps, plan.cq, pw.panels, out, self.col_off,
+                          self.bias, self.mult, self.zp, self.lo, self.hi)
+        return _valid(out, pw.n)
+
+
 def qconv_vnni(x, w, stride, padding, dilation, x_zero_point, mult, bias, zp, lo, hi,
-               out_dtype) -> np.ndarray:
-    """Ungrouped conv2d fused with requantization -> (N*OH*OW, O) 8-bit."""
-    plan = ConvPlan(x, w, stride, padding, dilation, x_zero_point, chunks=True)
-    pw = plan.weights
-    n_pad = pw.panels.shape[0] * NR
-    col_off = np.zeros(n_pad, np.int32)
-    col_off[:pw.n] = (-(int(x_zero_point) + plan.flip) * pw.col_sums.astype(np.int64))
-    mult_p, bias_p = np.zeros(n_pad, np.float32), np.zeros(n_pad, np.float32)
-    mult_p[:pw.n], bias_p[:pw.n] = mult, bias
-    out = plan.out(out_dtype)
-    if plan.chunk:
-        _qconv_chunks(plan.xp.view(np.uint8), plan.chunk, np.uint8(plan.pad),
-                      np.uint8(plan.flip), *plan.padding, plan.offs, plan.taps,
-                      plan.cq, pw.panels, out, col_off, bias_p, mult_p, zp, lo, hi)
-    else:
-        _qconv_direct(plan.xp, plan.offs, plan.taps, plan.cq, pw.panels, out, col_off, bias_p,
-                      mult_p, zp, lo, hi)
-    return _valid(out, pw.n)
+               out_dtype, weights=None) -> np.ndarray:
+    """Ungrouped conv2d fused with requantization -> (N*OH*OW, O) 8-bit (``weights``: w
+    already packed by `_pack_conv`)."""
+    return QConvVnni(x, w, stride, padding, dilation, x_zero_point, mult, bias, zp, lo, hi,
+                     out_dtype, weights).run(None)

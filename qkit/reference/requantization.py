@@ -61,5 +61,9 @@ def requantize_float(acc, multiplier, zero_point: int, qmin: int, qmax: int,
     x = acc.astype(np.float32)  # exact up to 2**24, rounded like fbgemm beyond
     if bias is not None:
         x = x + np.asarray(bias, dtype=np.float32)
-    y = np.rint(x * mult).astype(np.int64) + int(zero_point)  # float32 product, then rne
-    return np.clip(y, qmin, qmax).astype(storage_dtype(qmin, qmax))
+    # the float32 product, clamped before rounding (the bounds are integers, so this equals
+    # clamping after; a product beyond int64, or inf, then still lands on qmin or qmax)
+    zp = int(zero_point)
+    with np.errstate(over="ignore"):  # inf is fine: it clamps to qmax
+        y = np.clip(x * mult, np.float32(qmin - zp), np.float32(qmax - zp))
+    return (np.rint(y).astype(np.int64) + zp).astype(storage_dtype(qmin, qmax))
