@@ -85,6 +85,24 @@ def test_kernels_and_reference_agree_at_every_layer(models, scheme):
         assert sqnr_db(ref, im(x)) > (25 if "w8" in scheme else 10)
 
 
+def test_bound_convs_serve_later_batches_exactly(models):
+    # the fast backend binds each conv to an input shape on first use (kernels.BoundQConv):
+    # later batches of that shape, other shapes, and a changed output grid all stay exact
+    x = torch.rand(16, 3, 12, 12)
+    im = IntegerModel.from_float(models[0], x, SCHEMES["w8a8-per-channel"])
+    for batch in (x[:5], torch.rand(5, 3, 12, 12), x[:3], torch.rand(3, 3, 12, 12)):
+        xq = im.quantize_input(batch)
+        np.testing.assert_array_equal(im.run(xq), im.run(xq, backend=R))
+    convs = [op.name for op in im.ops if op.kind == "conv"]
+    assert convs and all(len(im.layers[n]["bound"]) == 2 for n in convs)  # two shapes
+    name = convs[0]
+    scale, zp = im.act[name]
+    im.act[name] = (scale, zp + 3)  # the next call's key differs: bound again, still exact
+    xq = im.quantize_input(x[:5])
+    np.testing.assert_array_equal(im.run(xq), im.run(xq, backend=R))
+    assert len(im.layers[name]["bound"]) == 3
+
+
 def test_unsupported_layers_are_named():
     class Bad(nn.Module):
         def __init__(self):

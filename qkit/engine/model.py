@@ -272,7 +272,9 @@ class IntegerModel:
                 "hi": hi,
                 "mult": (atws / np.float32(sy)).astype(np.float32),
                 "bias_q": (bias / atws).astype(np.float32),
-                "packed": kernels.pack_weights(w_q) if op.kind == "linear" else None}
+                "packed": (kernels.pack_weights(w_q) if op.kind == "linear"
+                           else kernels.pack_conv(w_q)),
+                "bound": {}}  # convs bound to an input shape and grid (kernels.BoundQConv)
 
     def _flatten_source(self, name):
         op = next(o for o in self.ops if o.name == name)
@@ -310,8 +312,20 @@ class IntegerModel:
                 w = L["packed"] if b is kernels else L["w_q"]
                 return b.qlinear(x, w, zx, L["mult"], zy, L["lo"], L["hi"], L["bias_q"])
             p = op.params
-            return b.qconv2d(x, L["w_q"], zx, L["mult"], zy, L["lo"], L["hi"], L["bias_q"],
-                             p["stride"], p["padding"], p["dilation"], p["groups"])
+            args = (zx, L["mult"], zy, L["lo"], L["hi"], L["bias_q"], p["stride"], p["padding"],
+                    p["dilation"], p["groups"])
+            if b is not kernels:
+                return b.qconv2d(x, L["w_q"], *args)
+            # the same call, bound once per input shape and grid: later batches go straight
+            # to the kernel (the key holds every argument, so nothing stale is ever reused)
+            key = (x.shape, x.dtype.str, zx, zy, L["lo"], L["hi"], L["mult"].tobytes(),
+                   L["bias_q"].tobytes())
+            bound = L["bound"].get(key)
+            if bound is None:
+                if len(L["bound"]) >= 8:
+                    L["bound"].clear()
+                bound = L["bound"][key] = L["packed"].bind(x, *args)
+            return bound(x)
         if op.kind == "maxpool":
             return b.maxpool2d(x, op.params["kernel"], op.params["stride"])
         if op.kind == "avgpool":
