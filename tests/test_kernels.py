@@ -234,7 +234,7 @@ CONV_CASES = [
     ((2, 7, 7, 4), (8, 3, 3), 2, 0, 1, 1),  # the same for a strided 3x3
     ((2, 9, 10, 32), (32, 3, 3), 1, 1, 1, 32),  # depthwise in blocks of 16 channels (VNNI)
     ((1, 11, 9, 16), (16, 3, 3), (2, 1), (2, 1), (2, 1), 16),  # the same, strided and dilated
-    ((1, 48, 44, 16), (16, 3, 3), 1, 1, 1, 16),  # large map: border pixels on the scalar loop
+    ((1, 48, 44, 16), (16, 3, 3), 1, 1, 1, 16),  # large map: border pixels through pointers
 ]
 
 
@@ -340,11 +340,21 @@ def test_qconv2d_with_prepared_weights(rng, monkeypatch, path, xshape, wshape, s
     args = (17, rng.uniform(1e-4, 2e-2, o).astype(np.float32), 5, 0, 255,
             (rng.standard_normal(o) * 300).astype(np.float32), stride, padding, dilation, groups)
     expected = R.qconv2d(x, w, *args)
+    x2 = ints(rng, xshape, U8)
+    expected2 = R.qconv2d(x2, w, *args)
     packed = K.pack_conv(w)
     w += np.int8(1)
     for chunks in (10**9, 1):
         monkeypatch.setattr(vnni, "MIN_CHUNKS", chunks)
         assert_same(K.qconv2d(x, packed, *args), expected)
+        bound = packed.bind(x, *args)  # every argument fixed but the input
+        assert_same(bound(x), expected)
+        assert_same(bound(x2), expected2)
+        assert_same(bound(x), expected)
+    with pytest.raises(ValueError, match="bound to uint8 inputs of shape"):
+        bound(x[:, :-1])
+    with pytest.raises(ValueError, match="bound to uint8 inputs of shape"):
+        bound(x.view(np.int8))
     assert not packed.w.flags.writeable
     with pytest.raises(TypeError, match="w must have dtype int8"):
         K.pack_conv(w.astype(np.int16))

@@ -322,6 +322,42 @@ def _interleave4(builder, v):
     return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(_I32, 64), quad))
 
 
+def _dw3x3_emit(builder, corner, wq_data, out_data, out_base, nblocks, col_off, bias, mult,
+                zp, lo, hi):
+    """The body of `_dw3x3_pixel`, given the nine taps' pointers to channel 0."""
+    i64 = out_base.type
+    dot = builder.module.declare_intrinsic(
+        "llvm.x86.avx512.vpdpbusd.512", fnty=ir.FunctionType(_V16, [_V16, _V16, _V16]))
+    out8 = builder.bitcast(out_data, ir.IntType(8).as_pointer())
+    wq_v = builder.bitcast(wq_data, _V64I8.as_pointer())
+    rq = _Requant(builder, zp, lo, hi)
+    entry = builder.block
+    loop, done = builder.append_basic_block("blocks"), builder.append_basic_block("done")
+    builder.cbranch(builder.icmp_signed(">", nblocks, i64(0)), loop, done)
+    builder.position_at_end(loop)
+    k = builder.phi(i64)
+    c0 = builder.mul(k, i64(16))
+    v = [builder.load(builder.bitcast(builder.gep(p, [c0]), _V16I8.as_pointer()), align=1)
+         for p in corner]
+    quads = [_interleave4(builder, v[0:4]), _interleave4(builder, v[4:8]),
+             builder.bitcast(builder.zext(v[8], _V16), _V64I8)]
+    acc = ir.Constant(_V16, None)
+    for j, q in enumerate(quads):
+        w = builder.load(builder.gep(wq_v, [builder.add(builder.mul(k, i64(3)), i64(j))]),
+                         align=1)
+        acc = builder.call(dot, [acc, builder.bitcast(q, _V16), builder.bitcast(w, _V16)])
+    params = [builder.load(_vec_at(builder, data, c0, t), align=1)
+              for data, t in ((col_off, _V16), (bias, rq.vf), (mult, rq.vf))]
+    y = rq(acc, *params)
+    dst = builder.gep(out8, [builder.add(out_base, c0)])
+    builder.store(y, builder.bitcast(dst, _V16I8.as_pointer()), align=1)
+    k_next = builder.add(k, i64(1))
+    k.add_incoming(i64(0), entry)
+    k.add_incoming(k_next, loop)
+    builder.cbranch(builder.icmp_signed("<", k_next, nblocks), loop, done)
+    builder.position_at_end(done)
+
+
 @intrinsic
 def _dw3x3_pixel(typingctx, x, base, taps, wq, out, out_base, nblocks, col_off, bias, mult, zp,
                  lo, hi):
@@ -339,40 +375,36 @@ def _dw3x3_pixel(typingctx, x, base, taps, wq, out, out_base, nblocks, col_off, 
             return context.make_array(signature.args[i])(context, builder, args[i]).data
 
         i64 = args[1].type
-        dot = builder.module.declare_intrinsic(
-            "llvm.x86.avx512.vpdpbusd.512", fnty=ir.FunctionType(_V16, [_V16, _V16, _V16]))
-        x8, out8 = (builder.bitcast(data(i), ir.IntType(8).as_pointer()) for i in (0, 4))
+        x8 = builder.bitcast(data(0), ir.IntType(8).as_pointer())
         taps_p = builder.bitcast(data(2), i64.as_pointer())
         corner = [builder.gep(x8, [builder.add(args[1], builder.load(builder.gep(taps_p,
                                                                              [i64(t)])))])
                   for t in range(9)]
-        wq_v = builder.bitcast(data(3), _V64I8.as_pointer())
-        rq = _Requant(builder, *args[10:13])
-        entry = builder.block
-        loop, done = builder.append_basic_block("blocks"), builder.append_basic_block("done")
-        builder.cbranch(builder.icmp_signed(">", args[6], i64(0)), loop, done)
-        builder.position_at_end(loop)
-        k = builder.phi(i64)
-        c0 = builder.mul(k, i64(16))
-        v = [builder.load(builder.bitcast(builder.gep(p, [c0]), _V16I8.as_pointer()), align=1)
-             for p in corner]
-        quads = [_interleave4(builder, v[0:4]), _interleave4(builder, v[4:8]),
-                 builder.bitcast(builder.zext(v[8], _V16), _V64I8)]
-        acc = ir.Constant(_V16, None)
-        for j, q in enumerate(quads):
-            w = builder.load(builder.gep(wq_v, [builder.add(builder.mul(k, i64(3)), i64(j))]),
-                             align=1)
-            acc = builder.call(dot, [acc, builder.bitcast(q, _V16), builder.bitcast(w, _V16)])
-        params = [builder.load(_vec_at(builder, data(i), c0, t), align=1)
-                  for i, t in ((7, _V16), (8, rq.vf), (9, rq.vf))]
-        y = rq(acc, *params)
-        dst = builder.gep(out8, [builder.add(args[5], c0)])
-        builder.store(y, builder.bitcast(dst, _V16I8.as_pointer()), align=1)
-        k_next = builder.add(k, i64(1))
-        k.add_incoming(i64(0), entry)
-        k.add_incoming(k_next, loop)
-        builder.cbranch(builder.icmp_signed("<", k_next, args[6]), loop, done)
-        builder.position_at_end(done)
+        _dw3x3_emit(builder, corner, data(3), data(4), args[5], args[6], data(7), data(8),
+                    data(9), *args[10:13])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _dw3x3_indirect(typingctx, ptrs, wq, out, out_base, nblocks, col_off, bias, mult, zp, lo,
+                    hi):
+    """`_dw3x3_pixel` reading each tap through a pointer: ``ptrs`` holds nine addresses of
+    channel 0 (XNNPACK's indirection buffer). A border pixel points its outside taps at a row
+    of padding values, so it runs the same vector code as the interior."""
+    sig = types.void(ptrs, wq, out, out_base, nblocks, col_off, bias, mult, zp, lo, hi)
+
+    def codegen(context, builder, signature, args):
+        def data(i):
+            return context.make_array(signature.args[i])(context, builder, args[i]).data
+
+        i64 = args[3].type
+        ptrs_p = builder.bitcast(data(0), i64.as_pointer())
+        corner = [builder.inttoptr(builder.load(builder.gep(ptrs_p, [i64(t)])),
+                                   ir.IntType(8).as_pointer()) for t in range(9)]
+        _dw3x3_emit(builder, corner, data(1), data(2), args[3], args[4], data(5), data(6),
+                    data(7), *args[8:11])
         return context.get_dummy_value()
 
     return sig, codegen
