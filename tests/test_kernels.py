@@ -235,6 +235,8 @@ CONV_CASES = [
     ((2, 9, 10, 32), (32, 3, 3), 1, 1, 1, 32),  # depthwise in blocks of 16 channels (VNNI)
     ((1, 11, 9, 16), (16, 3, 3), (2, 1), (2, 1), (2, 1), 16),  # the same, strided and dilated
     ((1, 48, 44, 16), (16, 3, 3), 1, 1, 1, 16),  # large map: border pixels through pointers
+    ((2, 7, 8, 96), (96, 3, 3), 1, 1, 1, 96),  # depthwise: a 64-channel step, then 2 of 16
+    ((1, 6, 9, 144), (144, 3, 3), (2, 1), 1, (1, 2), 144),  # two 64-channel steps, one of 16
 ]
 
 
@@ -595,6 +597,14 @@ def test_fused_requantization_at_the_extremes(rng, monkeypatch, path, adt, lo, h
         wc = ints(rng, (n, 3, 3, 8), S8)
         args = (int(np.iinfo(adt).max), mult, (lo + hi) // 2, lo, hi, bias, 1, 1, 1, 1)
         assert_same(K.qconv2d(x, wc, *args), R.qconv2d(x, wc, *args))
+    # depthwise on uint8 input (the VNNI kernel's 64- and 16-channel steps) into every range
+    c = 144
+    mult = np.float32(10.0) ** rng.uniform(-6, 30, c).astype(np.float32)
+    bias = (rng.standard_normal(c) * 1e6).astype(np.float32)
+    x, wd = ints(rng, (2, 5, 6, c), U8), ints(rng, (c, 3, 3, 1), S8)
+    for zx in (0, 255):
+        args = (zx, mult, (lo + hi) // 2, lo, hi, bias, 1, 1, 1, c)
+        assert_same(K.qconv2d(x, wd, *args), R.qconv2d(x, wd, *args))
     # without bias, a huge multiplier sends every nonzero sum to its end of the range
     a, w = ints(rng, (13, 37), adt), ints(rng, (n, 37), S8)
     zy = (lo + hi) // 2

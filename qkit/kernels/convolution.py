@@ -41,6 +41,7 @@ from qkit.kernels.vnni import (
     _dw3x3_pixel,
     _pack_conv,
     conv_vnni,
+    depthwise_params,
     pack_depthwise,
     qconv_vnni,
 )
@@ -286,7 +287,7 @@ def _depthwise_vnni(x, wq, taps, pad_row, out, geometry, col_off, bias, mult, zp
     kh, kw, sh, sw, ph, pw, dh, dw = geometry
     h, w = x.shape[1], x.shape[2]
     xf, of = x.reshape(-1), out.reshape(-1)
-    blocks = c_len // 16
+    n64, n16 = c_len // 64, c_len % 64 // 16
     x_addr, pad_addr = xf.ctypes.data, pad_row.ctypes.data
     for t in prange(n_len * oh):
         b, oy = t // oh, t % oh
@@ -298,7 +299,7 @@ def _depthwise_vnni(x, wq, taps, pad_row, out, geometry, col_off, bias, mult, zp
             out_base = (t * ow + ox) * c_len
             if rows_inside and ix0 >= 0 and ix0 + 2 * dw < w:
                 _dw3x3_pixel(xf, ((b * h + iy0) * w + ix0) * c_len, taps, wq, of, out_base,
-                             blocks, col_off, bias, mult, zp, lo, hi)
+                             n64, n16, col_off, bias, mult, zp, lo, hi)
                 continue
             for i in range(3):
                 iy = iy0 + i * dh
@@ -307,7 +308,8 @@ def _depthwise_vnni(x, wq, taps, pad_row, out, geometry, col_off, bias, mult, zp
                     inside = 0 <= iy < h and 0 <= ix < w
                     ptrs[3 * i + j] = (x_addr + ((b * h + iy) * w + ix) * c_len if inside
                                        else pad_addr)
-            _dw3x3_indirect(ptrs, wq, of, out_base, blocks, col_off, bias, mult, zp, lo, hi)
+            _dw3x3_indirect(ptrs, wq, of, out_base, n64, n16, col_off, bias, mult, zp, lo,
+                            hi)
 
 
 class _Depthwise:
@@ -332,13 +334,16 @@ class _Depthwise:
             self.taps = np.array([(i * dilation[0] * x.shape[2] + j * dilation[1]) * c
                                   for i in range(3) for j in range(3)], np.int64)
             self.wq, self.pad_row = pack_depthwise(self.wt), np.full(c, x_zero_point, np.uint8)
+            # the kernel reads its per-channel values in the order of its byte quads
+            self.kernel_params = tuple(depthwise_params(np.asarray(v)) for v in (
+                self.col_off, np.asarray(bias, np.float32), np.asarray(mult, np.float32)))
 
     def run(self, x) -> np.ndarray:
         out = np.empty(self.out_shape, self.out_dtype)
         x = np.ascontiguousarray(x)
         if self.vnni:
             _depthwise_vnni(x, self.wq, self.taps, self.pad_row, out, self.geometry,
-                            self.col_off, self.bias, self.mult, self.zp, self.lo, self.hi)
+                            *self.kernel_params, self.zp, self.lo, self.hi)
         else:
             _depthwise_requant(x, self.wt, out, self.geometry, self.x_zero_point, self.col_off,
                                self.bias, self.mult, float(self.zp), float(self.lo),

@@ -221,15 +221,20 @@ class _Requant:
         return b.shuffle_vector(b.insert_element(ir.Constant(vtype, None), value, _I32(0)),
                                 ir.Constant(vtype, None), ir.Constant(_V16, [0] * 16))
 
-    def __call__(self, acc, off, bias_v, mult_v):
-        """16 sums -> 16 bytes (<16 x i8>)."""
+    def words(self, acc, off, bias_v, mult_v):
+        """16 sums -> the 16 results as int32, each in [lo, hi]."""
         b = self.b
         current, nearest_even = _I32(4), _I32(8)  # max/min do not round; {rn-sae}
         y = b.fmul(b.fadd(b.sitofp(b.add(acc, off), self.vf), bias_v), mult_v)
         y = b.call(self.minmax[1], [b.call(self.minmax[0], [y, self.lo_v, current]), self.hi_v,
                                     current])
         q = b.call(self.to_int, [y, ir.Constant(_V16, None), ir.IntType(16)(-1), nearest_even])
-        return b.trunc(b.add(q, self.zp_v), ir.VectorType(ir.IntType(8), 16))
+        return b.add(q, self.zp_v)
+
+    def __call__(self, acc, off, bias_v, mult_v):
+        """16 sums -> 16 bytes (<16 x i8>)."""
+        return self.b.trunc(self.words(acc, off, bias_v, mult_v),
+                            ir.VectorType(ir.IntType(8), 16))
 
 
 def _store_requant(builder, sums, out_data, out_row, ldc, panel, mr, col_off, bias, mult, zp,
@@ -322,45 +327,104 @@ def _interleave4(builder, v):
     return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(_I32, 64), quad))
 
 
-def _dw3x3_emit(builder, corner, wq_data, out_data, out_base, nblocks, col_off, bias, mult,
-                zp, lo, hi):
-    """The body of `_dw3x3_pixel`, given the nine taps' pointers to channel 0."""
+def _unpack(builder, a, b, half, width):
+    """``vpunpck{l,h}{bw,wd}`` on 512 bits: in each 128-bit lane, the low (``half`` 0) or high
+    half of ``a``'s and ``b``'s elements, interleaved; ``width`` elements per lane."""
+    n = a.type.count
+    idx = [(i // width) * width + half * width // 2 + (i % width) // 2 + (n if i % 2 else 0)
+           for i in range(n)]
+    return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(_I32, n), idx))
+
+
+def _quads64(builder, v):
+    """Four <64 x i8> taps -> four <16 x i32> of byte quads (one channel's four taps): in
+    128-bit lane L, vector j holds channels 16L + 4j .. 16L + 4j + 3 (`pack_depthwise`)."""
+    v16 = ir.VectorType(ir.IntType(16), 32)
+    pairs = [_unpack(builder, v[i], v[i + 1], h, 16) for h in (0, 1) for i in (0, 2)]
+    lo_ab, lo_cd, hi_ab, hi_cd = (builder.bitcast(p, v16) for p in pairs)
+    return [builder.bitcast(_unpack(builder, ab, cd, h, 8), _V16)
+            for ab, cd in ((lo_ab, lo_cd), (hi_ab, hi_cd)) for h in (0, 1)]
+
+
+def _dw3x3_emit(builder, corner, wq_data, out_data, out_base, n64, n16, col_off, bias, mult,
+                zp, lo, hi, signed):
+    """The body of `_dw3x3_pixel`, given the nine taps' pointers to channel 0: ``n64`` steps
+    of 64 channels, then ``n16`` of 16."""
     i64 = out_base.type
     dot = builder.module.declare_intrinsic(
         "llvm.x86.avx512.vpdpbusd.512", fnty=ir.FunctionType(_V16, [_V16, _V16, _V16]))
     out8 = builder.bitcast(out_data, ir.IntType(8).as_pointer())
     wq_v = builder.bitcast(wq_data, _V64I8.as_pointer())
     rq = _Requant(builder, zp, lo, hi)
-    entry = builder.block
-    loop, done = builder.append_basic_block("blocks"), builder.append_basic_block("done")
-    builder.cbranch(builder.icmp_signed(">", nblocks, i64(0)), loop, done)
-    builder.position_at_end(loop)
-    k = builder.phi(i64)
-    c0 = builder.mul(k, i64(16))
-    v = [builder.load(builder.bitcast(builder.gep(p, [c0]), _V16I8.as_pointer()), align=1)
-         for p in corner]
-    quads = [_interleave4(builder, v[0:4]), _interleave4(builder, v[4:8]),
-             builder.bitcast(builder.zext(v[8], _V16), _V64I8)]
-    acc = ir.Constant(_V16, None)
-    for j, q in enumerate(quads):
-        w = builder.load(builder.gep(wq_v, [builder.add(builder.mul(k, i64(3)), i64(j))]),
-                         align=1)
-        acc = builder.call(dot, [acc, builder.bitcast(q, _V16), builder.bitcast(w, _V16)])
-    params = [builder.load(_vec_at(builder, data, c0, t), align=1)
-              for data, t in ((col_off, _V16), (bias, rq.vf), (mult, rq.vf))]
-    y = rq(acc, *params)
-    dst = builder.gep(out8, [builder.add(out_base, c0)])
-    builder.store(y, builder.bitcast(dst, _V16I8.as_pointer()), align=1)
-    k_next = builder.add(k, i64(1))
-    k.add_incoming(i64(0), entry)
-    k.add_incoming(k_next, loop)
-    builder.cbranch(builder.icmp_signed("<", k_next, nblocks), loop, done)
-    builder.position_at_end(done)
+    v32i16 = ir.VectorType(ir.IntType(16), 32)
+    to16 = builder.module.declare_intrinsic("llvm.x86.avx512.packssdw.512",
+                                            fnty=ir.FunctionType(v32i16, [_V16, _V16]))
+    to8 = builder.module.declare_intrinsic(
+        f"llvm.x86.avx512.pack{'ss' if signed else 'us'}wb.512",
+        fnty=ir.FunctionType(_V64I8, [v32i16, v32i16]))
+
+    def loop(count, name, body):
+        entry = builder.block
+        head, done = builder.append_basic_block(name), builder.append_basic_block(name + "_done")
+        builder.cbranch(builder.icmp_signed(">", count, i64(0)), head, done)
+        builder.position_at_end(head)
+        k = builder.phi(i64)
+        body(k)
+        k_next = builder.add(k, i64(1))
+        k.add_incoming(i64(0), entry)
+        k.add_incoming(k_next, builder.block)
+        builder.cbranch(builder.icmp_signed("<", k_next, count), head, done)
+        builder.position_at_end(done)
+
+    def params(c0):
+        return [builder.load(_vec_at(builder, data, c0, t), align=1)
+                for data, t in ((col_off, _V16), (bias, rq.vf), (mult, rq.vf))]
+
+    def step64(k):
+        c0 = builder.mul(k, i64(64))
+        v = [builder.load(builder.bitcast(builder.gep(p, [c0]), _V64I8.as_pointer()), align=1)
+             for p in corner]
+        zero = ir.Constant(_V64I8, None)
+        groups = [_quads64(builder, v[0:4]), _quads64(builder, v[4:8]),
+                  _quads64(builder, [v[8], zero, zero, zero])]
+        words = []
+        for j in range(4):
+            acc = ir.Constant(_V16, None)
+            for g, quads in enumerate(groups):
+                w = builder.load(builder.gep(wq_v, [builder.add(builder.mul(k, i64(12)),
+                                                                i64(4 * g + j))]), align=1)
+                acc = builder.call(dot, [acc, quads[j], builder.bitcast(w, _V16)])
+            # the parameters are stored in this vector's channel order (`depthwise_params`)
+            words.append(rq.words(acc, *params(builder.add(c0, i64(16 * j)))))
+        # the packs work per 128-bit lane too, so they put the channels back in order; the
+        # values are in [lo, hi] already, so their saturation never acts
+        packed = builder.call(to8, [builder.call(to16, words[0:2]),
+                                    builder.call(to16, words[2:4])])
+        dst = builder.gep(out8, [builder.add(out_base, c0)])
+        builder.store(packed, builder.bitcast(dst, _V64I8.as_pointer()), align=1)
+
+    def step16(k):
+        c0 = builder.add(builder.mul(n64, i64(64)), builder.mul(k, i64(16)))
+        v = [builder.load(builder.bitcast(builder.gep(p, [c0]), _V16I8.as_pointer()), align=1)
+             for p in corner]
+        quads = [_interleave4(builder, v[0:4]), _interleave4(builder, v[4:8]),
+                 builder.bitcast(builder.zext(v[8], _V16), _V64I8)]
+        acc = ir.Constant(_V16, None)
+        first = builder.add(builder.mul(n64, i64(12)), builder.mul(k, i64(3)))
+        for j, q in enumerate(quads):
+            w = builder.load(builder.gep(wq_v, [builder.add(first, i64(j))]), align=1)
+            acc = builder.call(dot, [acc, builder.bitcast(q, _V16), builder.bitcast(w, _V16)])
+        y = rq(acc, *params(c0))
+        dst = builder.gep(out8, [builder.add(out_base, c0)])
+        builder.store(y, builder.bitcast(dst, _V16I8.as_pointer()), align=1)
+
+    loop(n64, "blocks64", step64)
+    loop(n16, "blocks16", step16)
 
 
 @intrinsic
-def _dw3x3_pixel(typingctx, x, base, taps, wq, out, out_base, nblocks, col_off, bias, mult, zp,
-                 lo, hi):
+def _dw3x3_pixel(typingctx, x, base, taps, wq, out, out_base, n64, n16, col_off, bias, mult,
+                 zp, lo, hi):
     """One output pixel of a 3x3 depthwise conv, 16 channels per step, requantized.
 
     Taps 0-3 and 4-7 are interleaved into byte quads and tap 8 zero-extended, so three
@@ -368,7 +432,8 @@ def _dw3x3_pixel(typingctx, x, base, taps, wq, out, out_base, nblocks, col_off, 
     layout, (blocks, 3, 64) int8. ``x`` (uint8) and ``out`` are flat; ``base`` / ``out_base``
     index channel 0 of the window's corner and of the output pixel.
     """
-    sig = types.void(x, base, taps, wq, out, out_base, nblocks, col_off, bias, mult, zp, lo, hi)
+    sig = types.void(x, base, taps, wq, out, out_base, n64, n16, col_off, bias, mult, zp, lo,
+                     hi)
 
     def codegen(context, builder, signature, args):
         def data(i):
@@ -380,20 +445,20 @@ def _dw3x3_pixel(typingctx, x, base, taps, wq, out, out_base, nblocks, col_off, 
         corner = [builder.gep(x8, [builder.add(args[1], builder.load(builder.gep(taps_p,
                                                                              [i64(t)])))])
                   for t in range(9)]
-        _dw3x3_emit(builder, corner, data(3), data(4), args[5], args[6], data(7), data(8),
-                    data(9), *args[10:13])
+        _dw3x3_emit(builder, corner, data(3), data(4), args[5], args[6], args[7], data(8),
+                    data(9), data(10), *args[11:14], signature.args[4].dtype.signed)
         return context.get_dummy_value()
 
     return sig, codegen
 
 
 @intrinsic
-def _dw3x3_indirect(typingctx, ptrs, wq, out, out_base, nblocks, col_off, bias, mult, zp, lo,
+def _dw3x3_indirect(typingctx, ptrs, wq, out, out_base, n64, n16, col_off, bias, mult, zp, lo,
                     hi):
     """`_dw3x3_pixel` reading each tap through a pointer: ``ptrs`` holds nine addresses of
     channel 0 (XNNPACK's indirection buffer). A border pixel points its outside taps at a row
     of padding values, so it runs the same vector code as the interior."""
-    sig = types.void(ptrs, wq, out, out_base, nblocks, col_off, bias, mult, zp, lo, hi)
+    sig = types.void(ptrs, wq, out, out_base, n64, n16, col_off, bias, mult, zp, lo, hi)
 
     def codegen(context, builder, signature, args):
         def data(i):
@@ -403,22 +468,36 @@ def _dw3x3_indirect(typingctx, ptrs, wq, out, out_base, nblocks, col_off, bias, 
         ptrs_p = builder.bitcast(data(0), i64.as_pointer())
         corner = [builder.inttoptr(builder.load(builder.gep(ptrs_p, [i64(t)])),
                                    ir.IntType(8).as_pointer()) for t in range(9)]
-        _dw3x3_emit(builder, corner, data(1), data(2), args[3], args[4], data(5), data(6),
-                    data(7), *args[8:11])
+        _dw3x3_emit(builder, corner, data(1), data(2), args[3], args[4], args[5], data(6),
+                    data(7), data(8), *args[9:12], signature.args[2].dtype.signed)
         return context.get_dummy_value()
 
     return sig, codegen
 
 
 def pack_depthwise(wt: np.ndarray) -> np.ndarray:
-    """3x3 depthwise weights (3, 3, C) int8, C a multiple of 16 -> (C/16, 3, 64) int8 in the
-    byte-quad layout of `_dw3x3_pixel` (taps 0-3, taps 4-7, tap 8 and three zeros)."""
+    """3x3 depthwise weights (3, 3, C) int8, C a multiple of 16 -> flat int8 in the byte-quad
+    layout of `_dw3x3_pixel`: each 64-channel block as (3 tap groups, 4, 64) with vector j
+    holding, in 128-bit lane L, channels 16L + 4j .. + 3 (`_quads64`), then each 16-channel
+    block of the rest as (3, 64); tap groups are taps 0-3, taps 4-7, and tap 8 with three
+    zeros."""
     taps = wt.reshape(9, -1).astype(np.int8)
-    blocks = taps.shape[1] // 16
-    out = np.zeros((blocks, 3, 16, 4), np.int8)
-    t = taps.reshape(9, blocks, 16).transpose(1, 2, 0)  # (blocks, 16, 9)
-    out[:, 0], out[:, 1], out[:, 2, :, 0] = t[..., 0:4], t[..., 4:8], t[..., 8]
-    return np.ascontiguousarray(out.reshape(blocks, 3, 64))
+    c = taps.shape[1]
+    quads = np.zeros((c, 3, 4), np.int8)  # per channel: its three groups' byte quads
+    quads[:, 0], quads[:, 1], quads[:, 2, 0] = taps[0:4].T, taps[4:8].T, taps[8]
+    n64 = c // 64
+    big = quads[:64 * n64].reshape(n64, 4, 4, 4, 3, 4)  # (block, L, j, p, group, byte)
+    big = big.transpose(0, 4, 2, 1, 3, 5)  # (block, group, j, L, p, byte)
+    rest = quads[64 * n64:].reshape(-1, 16, 3, 4).transpose(0, 2, 1, 3)  # (block, group, 16, 4)
+    return np.concatenate([big.reshape(-1), rest.reshape(-1)])
+
+
+def depthwise_params(v: np.ndarray) -> np.ndarray:
+    """Per-channel values (C,) in the order `_dw3x3_pixel` reads them: within each 64-channel
+    block, vector j's lane L holds channels 16L + 4j .. + 3; the rest as they are."""
+    n64 = v.shape[0] // 64
+    big = v[:64 * n64].reshape(n64, 4, 4, 4).transpose(0, 2, 1, 3)  # (block, j, L, p)
+    return np.ascontiguousarray(np.concatenate([big.reshape(-1), v[64 * n64:]]))
 
 
 # 8-row tiles for the bulk; 4- and 1-row tiles for what is left over
