@@ -178,7 +178,7 @@ class FbgemmLayer:
                                        self.out_zero_point, lo, 255, bias=bias_q)
             c = self.conv
             # a conv bound to this input's shape and grid: the next call skips straight to
-            # the kernel (kernels.BoundQConv)
+            # the kernel (qkit.kernels.convolution.BoundQConv)
             bound = self._packed[1].bind(x_q, int(x_zero_point), mult, self.out_zero_point, lo,
                                          255, bias_q, c["stride"], c["padding"], c["dilation"],
                                          c["groups"])

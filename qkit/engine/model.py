@@ -274,7 +274,8 @@ class IntegerModel:
                 "bias_q": (bias / atws).astype(np.float32),
                 "packed": (kernels.pack_weights(w_q) if op.kind == "linear"
                            else kernels.pack_conv(w_q)),
-                "bound": {}}  # convs bound to an input shape and grid (kernels.BoundQConv)
+                # convs bound to an input shape and grid (qkit.kernels.convolution.BoundQConv)
+                "bound": {}}
 
     def _flatten_source(self, name):
         op = next(o for o in self.ops if o.name == name)

@@ -10,8 +10,9 @@ Three loops, chosen by shape and CPU:
   the prepacked weight panels, and the tile is requantized in registers (one
   group at a time);
 * a depthwise loop that runs along channels (contiguous in NHWC); for 3x3 on VNNI
-  it sums 16 channels' nine taps with three ``vpdpbusd``, and a border pixel reads
-  its taps through pointers, the outside ones at a row of padding values;
+  it sums 64 channels' nine taps with twelve ``vpdpbusd`` (16 at a time for the
+  rest), and a border pixel reads its taps through pointers, the outside ones at a
+  row of padding values;
 * the plain loop below, readable: each output reads its receptive field
   straight from the input, substituting ``pad_value`` outside it, in the
   (kh, kw, c) order of the reference's im2col.
