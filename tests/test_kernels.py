@@ -16,6 +16,7 @@ from hypothesis.extra import numpy as hnp
 
 import qkit.kernels as K
 import qkit.reference as R
+from qkit import AccumulatorOverflowError
 from qkit.fixedpoint import quantize_multiplier
 from qkit.kernels import avx2
 from qkit.kernels import convolution as kconv
@@ -526,6 +527,49 @@ def test_qlinear(rng, monkeypatch, path, m, k, n, adt, lo, hi):
         assert_same(K.qlinear(a, w, zx, mult[0], zy, lo, hi), per_tensor)
     if m * n > 8:
         assert np.unique(expected).size > 1
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("adt,lo,hi", [(U8, 0, 255), (S8, -128, 127), (U8, 10, 200)])
+def test_bound_qlinear(rng, monkeypatch, path, adt, lo, hi):
+    # pack_weights(w).bind(x, ...) fixes every argument but the input: the same integers as
+    # qlinear for later inputs of that shape; other shapes or dtypes are refused
+    use_path(monkeypatch, path)
+    for m, k, n in [(1, 1, 1), (9, 33, 65), (17, 132, 48), (3, 64, 16)]:
+        w = ints(rng, (n, k), S8)
+        mult = rng.uniform(1e-4, 2e-2, n).astype(np.float32)
+        bias = (rng.standard_normal(n) * 300).astype(np.float32)
+        zx, zy = int(rng.integers(np.iinfo(adt).min, np.iinfo(adt).max + 1)), (lo + hi) // 2
+        a = ints(rng, (m, k), adt)
+        bound = K.pack_weights(w).bind(a, zx, mult, zy, lo, hi, bias)
+        for x in (a, ints(rng, (m, k), adt), a):
+            assert_same(bound(x), R.qlinear(x, w, zx, mult, zy, lo, hi, bias=bias))
+        with pytest.raises(ValueError, match="bound to"):
+            bound(ints(rng, (m + 1, k), adt))
+        with pytest.raises(ValueError, match="bound to"):
+            bound(a.view(U8 if adt == S8 else S8))
+
+
+def test_bound_calls_still_check_overflow_where_the_dtype_cannot(rng):
+    # K so long that 8-bit inputs could overflow int32: binding on small values must not
+    # excuse a later input whose values would overflow
+    k = 70_000  # 70,000 * 255 * 127 > 2**31
+    w = np.full((2, k), 127, S8)
+    small, big = np.ones((1, k), U8), np.full((1, k), 255, U8)
+    bound = K.pack_weights(w).bind(small, 0, 1e-6, 0, 0, 255)
+    assert_same(bound(small), R.qlinear(small, w, 0, 1e-6, 0, 0, 255))
+    with pytest.raises(AccumulatorOverflowError):
+        bound(big)
+    wc = np.full((2, 1, 1, k), 127, S8)
+    xs, xb = small.reshape(1, 1, 1, k), big.reshape(1, 1, 1, k)
+    packed = K.pack_conv(wc)
+    assert_same(K.qconv2d(xs, packed, 0, 1e-6, 0, 0, 255), R.qconv2d(xs, wc, 0, 1e-6, 0, 0, 255))
+    with pytest.raises(AccumulatorOverflowError):
+        K.qconv2d(xb, packed, 0, 1e-6, 0, 0, 255)
+    bound = packed.bind(xs, 0, 1e-6, 0, 0, 255)
+    assert_same(bound(xs), R.qconv2d(xs, wc, 0, 1e-6, 0, 0, 255))
+    with pytest.raises(AccumulatorOverflowError):
+        bound(xb)
 
 
 def test_qlinear_checks(rng):

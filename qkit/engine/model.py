@@ -274,7 +274,7 @@ class IntegerModel:
                 "bias_q": (bias / atws).astype(np.float32),
                 "packed": (kernels.pack_weights(w_q) if op.kind == "linear"
                            else kernels.pack_conv(w_q)),
-                # convs bound to an input shape and grid (qkit.kernels.convolution.BoundQConv)
+                # calls bound to an input shape and grid (BoundQConv / BoundQLinear)
                 "bound": {}}
 
     def _flatten_source(self, name):
@@ -309,14 +309,13 @@ class IntegerModel:
         zy = self.act[op.name][1]
         if op.kind in ("conv", "linear"):
             L = self.layers[op.name]
-            if op.kind == "linear":
-                w = L["packed"] if b is kernels else L["w_q"]
-                return b.qlinear(x, w, zx, L["mult"], zy, L["lo"], L["hi"], L["bias_q"])
             p = op.params
-            args = (zx, L["mult"], zy, L["lo"], L["hi"], L["bias_q"], p["stride"], p["padding"],
-                    p["dilation"], p["groups"])
+            args = (zx, L["mult"], zy, L["lo"], L["hi"], L["bias_q"])
+            if op.kind == "conv":
+                args += (p["stride"], p["padding"], p["dilation"], p["groups"])
             if b is not kernels:
-                return b.qconv2d(x, L["w_q"], *args)
+                f = b.qconv2d if op.kind == "conv" else b.qlinear
+                return f(x, L["w_q"], *args)
             # the same call, bound once per input shape and grid: later batches go straight
             # to the kernel (the key holds every argument, so nothing stale is ever reused)
             key = (x.shape, x.dtype.str, zx, zy, L["lo"], L["hi"], L["mult"].tobytes(),

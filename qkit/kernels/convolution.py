@@ -31,6 +31,7 @@ from qkit._checks import (
     check_conv2d,
     check_int_array,
     check_qlinear,
+    dtype_proves_exact,
     max_abs,
     storage_dtype,
 )
@@ -381,9 +382,14 @@ class PackedConv:
         if found is None:
             found = check_conv2d(x, self.w, stride, padding, dilation, groups, x_zero_point,
                                  self.max_abs)[2:]
-            if key is not None and len(self._geometry) < 64:
+            if key is not None and len(self._geometry) < 64 and self.proven(x.dtype):
                 self._geometry[key] = found
         return (x, self.w) + found
+
+    def proven(self, dtype) -> bool:
+        """Whether int32 sums are exact for every input of ``dtype`` (else the overflow check
+        depends on each input's values, and must run on each)."""
+        return dtype_proves_exact(dtype, 0, int(np.prod(self.w.shape[1:])), self.max_abs)
 
     def bind(self, x, x_zero_point: int, multiplier, out_zero_point: int, qmin: int, qmax: int,
              bias=None, stride=1, padding=0, dilation=1, groups: int = 1) -> BoundQConv:
@@ -422,6 +428,7 @@ class BoundQConv:
                                                   qmin, qmax, bias)
         self.shape, self.dtype, self.out_shape = x.shape, x.dtype, (x.shape[0], oh, ow,
                                                                     w.shape[0])
+        self._recheck = not packed.proven(x.dtype)  # each input's values bound the sums
         self._packed, self._args, self._conv, self._depthwise = packed, args, None, None
         if groups == x.shape[3] == w.shape[0] and groups > 1:
             self._depthwise = _Depthwise(x, w, stride, padding, dilation, x_zero_point, mult,
@@ -437,6 +444,8 @@ class BoundQConv:
             raise ValueError(f"this conv was bound to {self.dtype} inputs of shape {self.shape}; "
                              f"got {getattr(x, 'dtype', type(x).__name__)} "
                              f"{getattr(x, 'shape', '')}: bind it again (PackedConv.bind)")
+        if self._recheck:
+            self._packed.check(x, *self._args[6:10], self._args[0])
         if self._depthwise is not None:
             return self._depthwise.run(x)
         if self._conv is None:

@@ -13,6 +13,7 @@ from numba import njit, prange
 
 from qkit._checks import (
     INTEGER_OPERANDS,
+    centred_bound,
     check_accumulation,
     check_codebook_gemm,
     check_gemm,
@@ -20,13 +21,14 @@ from qkit._checks import (
     check_int_array,
     check_qlinear,
     check_range,
+    dtype_proves_exact,
     max_abs,
     storage_dtype,
 )
 from qkit.kernels.avx2 import MR_WD, avx2_available, gemm_avx2, gemm_saturating_pairs, int16_steps
 from qkit.kernels.int4 import unpack_int4
 from qkit.kernels.requantization import requantize_float
-from qkit.kernels.vnni import PackedWeights, gemm_vnni, qgemm_vnni, vnni_available
+from qkit.kernels.vnni import PackedWeights, QGemmVnni, gemm_vnni, qgemm_vnni, vnni_available
 from qkit.kernels.vnni_int4 import PackedInt4, gemm_int4_vnni
 
 # the VNNI micro-kernel where the CPU has it, else the AVX2 ones, else the plain loops
@@ -247,6 +249,36 @@ def gemm_codebook(a, idx, codebook) -> np.ndarray:
     out = _out(a, idx.shape[0])
     _codebook_parallel(a, idx, codebook, out)
     return out
+
+
+class BoundQLinear:
+    """`qlinear` with everything but the input fixed: ``bound(x)`` equals
+    ``qlinear(x, w, *args)`` for inputs of one shape and dtype (`PackedWeights.bind`). The
+    checks and the epilogue's per-column vectors are made once, as for a bound conv
+    (`qkit.kernels.convolution.BoundQConv`); where the dtype alone cannot prove the int32 sums
+    exact (a very long K), each input's values are still checked."""
+
+    def __init__(self, packed, x, args):
+        x_zero_point, multiplier, out_zero_point, qmin, qmax, bias = args
+        x, qmin, qmax, mult, bias = check_qlinear(x, (packed.n, packed.k), packed.max_abs,
+                                                  x_zero_point, multiplier, out_zero_point,
+                                                  qmin, qmax, bias)
+        self.shape, self.dtype, self._packed, self._args = x.shape, x.dtype, packed, args
+        self._recheck = not dtype_proves_exact(x.dtype, x_zero_point, packed.k, packed.max_abs)
+        self._gemm = (QGemmVnni(packed, x.dtype, x_zero_point, mult, bias, out_zero_point,
+                                qmin, qmax, storage_dtype(qmin, qmax)) if USE_VNNI else None)
+
+    def __call__(self, x) -> np.ndarray:
+        if not (isinstance(x, np.ndarray) and x.shape == self.shape and x.dtype == self.dtype):
+            raise ValueError(f"this layer was bound to {self.dtype} inputs of shape "
+                             f"{self.shape}; got {getattr(x, 'dtype', type(x).__name__)} "
+                             f"{getattr(x, 'shape', '')}: bind it again (PackedWeights.bind)")
+        if self._gemm is None:
+            return qlinear(x, self._packed, *self._args)
+        if self._recheck:
+            k, zx, bmax = self._packed.k, self._args[0], self._packed.max_abs
+            check_accumulation(k, centred_bound(x, zx, k, bmax), bmax, "(x - x_zero_point) @ w")
+        return self._gemm.run(np.ascontiguousarray(x))
 
 
 def qlinear(x_q, w, x_zero_point: int, multiplier, out_zero_point: int, qmin: int, qmax: int,

@@ -695,10 +695,21 @@ class PackedWeights(Avx2Layouts):
     def kq(self) -> int:
         return self.panels.shape[1]
 
+    def bind(self, x, x_zero_point: int, multiplier, out_zero_point: int, qmin: int, qmax: int,
+             bias=None):
+        """`qlinear`'s arguments fixed for inputs shaped like ``x``: see
+        `qkit.kernels.gemms.BoundQLinear`."""
+        from qkit.kernels.gemms import BoundQLinear  # gemms imports this module
+
+        return BoundQLinear(self, x, (x_zero_point, multiplier, out_zero_point, qmin, qmax,
+                                      bias))
+
 
 def unsigned_rows(a: np.ndarray, width: int) -> tuple[np.ndarray, int]:
     """``a`` (M,K) as unsigned bytes padded with zeros to ``width`` columns, and the shift used:
     int8 becomes ``a + 128`` (``vpdpbusd`` wants unsigned activations), corrected later."""
+    if a.dtype == np.uint8 and a.shape[1] == width and a.flags.c_contiguous:
+        return a, 0  # already what the kernel reads: no copy
     a_u = np.zeros((a.shape[0], width), np.uint8)
     if a.dtype == np.int8:
         a_u[:, :a.shape[1]] = a.view(np.uint8) ^ np.uint8(0x80)
@@ -719,19 +730,36 @@ def gemm_vnni(a: np.ndarray, pw: PackedWeights) -> np.ndarray:
     return out
 
 
+class QGemmVnni:
+    """``requantize_float(a @ w.T - zx * colsum, ...)`` with everything but ``a`` prepared (the
+    epilogue's per-column vectors) for activations of one dtype; ``run(a)`` for checked
+    ``a``."""
+
+    def __init__(self, pw: PackedWeights, a_dtype, x_zero_point: int, mult, bias, zp: int,
+                 lo: int, hi: int, out_dtype):
+        shift = 128 if a_dtype == np.int8 else 0  # unsigned_rows' shift
+        n_pad = pw.panels.shape[0] * NR
+        self.col_off = np.zeros(n_pad, np.int32)
+        self.col_off[:pw.n] = (-(int(x_zero_point) + shift)
+                               * pw.col_sums.astype(np.int64)).astype(np.int32)
+        self.mult, self.bias = np.zeros(n_pad, np.float32), np.zeros(n_pad, np.float32)
+        self.mult[:pw.n], self.bias[:pw.n] = mult, bias
+        self.pw, self.zp, self.lo, self.hi = pw, int(zp), int(lo), int(hi)
+        self.out_dtype = out_dtype
+
+    def run(self, a: np.ndarray) -> np.ndarray:
+        pw = self.pw
+        a_u, _ = unsigned_rows(a, 4 * pw.kq)
+        out = _out_rows(a.shape[0], pw, self.out_dtype)
+        _qgemm_vnni(a_u, pw.panels, out, pw.kq, self.col_off, self.bias, self.mult, self.zp,
+                    self.lo, self.hi)
+        return _valid(out, pw.n)
+
+
 def qgemm_vnni(a: np.ndarray, pw: PackedWeights, x_zero_point: int, mult: np.ndarray,
                bias: np.ndarray, zp: int, lo: int, hi: int, out_dtype) -> np.ndarray:
     """Fused ``requantize_float(a @ w.T - zx * colsum, ...)`` for checked operands."""
-    m = a.shape[0]
-    a_u, shift = unsigned_rows(a, 4 * pw.kq)
-    n_pad = pw.panels.shape[0] * NR
-    col_off = np.zeros(n_pad, np.int32)
-    col_off[:pw.n] = (-(int(x_zero_point) + shift) * pw.col_sums.astype(np.int64)).astype(np.int32)
-    mult_p, bias_p = np.zeros(n_pad, np.float32), np.zeros(n_pad, np.float32)
-    mult_p[:pw.n], bias_p[:pw.n] = mult, bias
-    out = _out_rows(m, pw, out_dtype)
-    _qgemm_vnni(a_u, pw.panels, out, pw.kq, col_off, bias_p, mult_p, zp, lo, hi)
-    return _valid(out, pw.n)
+    return QGemmVnni(pw, a.dtype, x_zero_point, mult, bias, zp, lo, hi, out_dtype).run(a)
 
 
 MIN_CHUNKS = 4 * numba.config.NUMBA_NUM_THREADS  # fewer images: pad the whole input once
