@@ -90,11 +90,16 @@ def max_abs(q: np.ndarray) -> int:
     return max(abs(int(q.min())), abs(int(q.max())))
 
 
+def _dtype_bound(dtype, zero_point: int) -> int:
+    """The largest ``|x - zero_point|`` any value of ``dtype`` can have."""
+    lo, hi = _limits(np.dtype(dtype))
+    return max(hi - int(zero_point), int(zero_point) - lo)
+
+
 def dtype_proves_exact(dtype, zero_point: int, k: int, bmax: int) -> bool:
     """True when ``k`` products of any ``dtype`` value minus ``zero_point`` with ``|w| <= bmax``
     fit int32: the check then holds for every input of that dtype, whatever its values."""
-    lo, hi = _limits(np.dtype(dtype))
-    return int(k) * max(hi - int(zero_point), int(zero_point) - lo) * int(bmax) <= INT32_MAX
+    return int(k) * _dtype_bound(dtype, zero_point) * int(bmax) <= INT32_MAX
 
 
 def centred_bound(x: np.ndarray, zero_point: int, k: int, bmax: int) -> int:
@@ -104,10 +109,8 @@ def centred_bound(x: np.ndarray, zero_point: int, k: int, bmax: int) -> int:
     no pass over the data); otherwise the data's actual extremes, so that long K with small
     values is still accepted.
     """
-    lo, hi = _limits(x.dtype)
-    bound = max(hi - int(zero_point), int(zero_point) - lo)
-    if int(k) * bound * int(bmax) <= INT32_MAX:
-        return bound
+    if dtype_proves_exact(x.dtype, zero_point, k, bmax):
+        return _dtype_bound(x.dtype, zero_point)
     return max(abs(int(x.max()) - int(zero_point)), abs(int(x.min()) - int(zero_point)))
 
 

@@ -730,6 +730,18 @@ def gemm_vnni(a: np.ndarray, pw: PackedWeights) -> np.ndarray:
     return out
 
 
+def _epilogue_vectors(pw: PackedWeights, shifted_zero_point: int, mult, bias):
+    """The requantizing epilogue's per-column vectors, zero-padded to whole panels: the
+    column offsets ``-(zx + shift) * colsum`` (exact mod 2**32; the true sums fit int32), the
+    multipliers and the biases."""
+    n_pad = pw.panels.shape[0] * NR
+    col_off = np.zeros(n_pad, np.int32)
+    col_off[:pw.n] = (-shifted_zero_point * pw.col_sums.astype(np.int64)).astype(np.int32)
+    mult_p, bias_p = np.zeros(n_pad, np.float32), np.zeros(n_pad, np.float32)
+    mult_p[:pw.n], bias_p[:pw.n] = mult, bias
+    return col_off, mult_p, bias_p
+
+
 class QGemmVnni:
     """``requantize_float(a @ w.T - zx * colsum, ...)`` with everything but ``a`` prepared (the
     epilogue's per-column vectors) for activations of one dtype; ``run(a)`` for checked
@@ -738,12 +750,8 @@ class QGemmVnni:
     def __init__(self, pw: PackedWeights, a_dtype, x_zero_point: int, mult, bias, zp: int,
                  lo: int, hi: int, out_dtype):
         shift = 128 if a_dtype == np.int8 else 0  # unsigned_rows' shift
-        n_pad = pw.panels.shape[0] * NR
-        self.col_off = np.zeros(n_pad, np.int32)
-        self.col_off[:pw.n] = (-(int(x_zero_point) + shift)
-                               * pw.col_sums.astype(np.int64)).astype(np.int32)
-        self.mult, self.bias = np.zeros(n_pad, np.float32), np.zeros(n_pad, np.float32)
-        self.mult[:pw.n], self.bias[:pw.n] = mult, bias
+        self.col_off, self.mult, self.bias = _epilogue_vectors(pw, int(x_zero_point) + shift,
+                                                               mult, bias)
         self.pw, self.zp, self.lo, self.hi = pw, int(zp), int(lo), int(hi)
         self.out_dtype = out_dtype
 
@@ -879,12 +887,8 @@ class QConvVnni:
                  out_dtype, weights=None):
         self.plan = plan = ConvPlan(x, w, stride, padding, dilation, x_zero_point, chunks=True,
                                     weights=weights)
-        pw = plan.weights
-        n_pad = pw.panels.shape[0] * NR
-        self.col_off = np.zeros(n_pad, np.int32)
-        self.col_off[:pw.n] = (-(int(x_zero_point) + plan.flip) * pw.col_sums.astype(np.int64))
-        self.mult, self.bias = np.zeros(n_pad, np.float32), np.zeros(n_pad, np.float32)
-        self.mult[:pw.n], self.bias[:pw.n] = mult, bias
+        self.col_off, self.mult, self.bias = _epilogue_vectors(
+            plan.weights, int(x_zero_point) + plan.flip, mult, bias)
         self.zp, self.lo, self.hi, self.out_dtype = int(zp), int(lo), int(hi), out_dtype
 
     def run(self, x) -> np.ndarray:
