@@ -12,12 +12,19 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from qkit import kernels, reference  # noqa: E402
-from qkit._checks import AccumulatorOverflowError  # noqa: E402
-from qkit.fixedpoint import (  # noqa: E402
+from qkit.core.checks import AccumulatorOverflowError  # noqa: E402
+from qkit.core.fixedpoint import (  # noqa: E402
     multiply_by_quantized_multiplier,
     quantize_multiplier,
     rounding_divide_by_pot,
     srdhm,
+)
+from qkit.core.qparams import (  # noqa: E402
+    QParams,
+    activation_range,
+    qparams_from_range,
+    qparams_from_tensor,
+    qrange,
 )
 from qkit.kernels import (  # noqa: E402
     conv2d,
@@ -31,13 +38,6 @@ from qkit.kernels import (  # noqa: E402
     requantize_fixed,
     requantize_float,
     unpack_int4,
-)
-from qkit.qparams import (  # noqa: E402
-    QParams,
-    activation_range,
-    qparams_from_range,
-    qparams_from_tensor,
-    qrange,
 )
 
 __version__ = "0.1.0"

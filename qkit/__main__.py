@@ -1,9 +1,9 @@
 """Command line: ``python -m qkit <command>``.
 
-    bench              measure qkit's integer kernels against NumPy and PyTorch (qkit.bench)
-    eval               accuracy / size / latency of real models, fp32 vs integer (qkit.eval)
+    bench              measure qkit's integer kernels against NumPy and PyTorch (qkit.studies.bench)
+    eval               accuracy / size / latency of real models, fp32 vs integer (qkit.studies.eval)
     exercises          run every exercise checker against its reference solution
-    precompute NAME    recompute a cached notebook result into data/results/ (qkit.results)
+    precompute NAME    recompute a cached notebook result into data/results/ (qkit.studies.results)
     train mnist-cnn    train the MNIST CNN from its seed and write data/mnist_cnn.npz
     warmup             compile the numba kernels once into the on-disk cache
 """
@@ -20,19 +20,19 @@ def main(argv=None) -> int:
         return 0
     cmd, rest = argv[0], argv[1:]
     if cmd == "bench":
-        from qkit.bench import main as bench_main
+        from qkit.studies.bench import main as bench_main
 
         return bench_main(rest)
     if cmd == "eval":
-        from qkit.eval import main as eval_main
+        from qkit.studies.eval import main as eval_main
 
         return eval_main(rest)
     if cmd == "exercises":
-        from qkit.exercises import check_all
+        from qkit.lab.exercises import check_all
 
         return 1 if check_all() else 0
     if cmd == "precompute":
-        from qkit.results import main as precompute_main
+        from qkit.studies.results import main as precompute_main
 
         return precompute_main(rest)
     if cmd == "train":

@@ -210,25 +210,3 @@ def signals() -> dict[str, np.ndarray]:
 
     return {"ecg": np.asarray(pywt.data.ecg(), np.float64),
             "nino": np.asarray(pywt.data.nino()[1], np.float64)}
-
-
-def real_activations(layer: str = "features.3.conv.2", n_images: int = 12) -> np.ndarray:
-    """Float activations of one MobileNetV2 layer on the centre-cropped photos (flattened).
-
-    The default, a projection conv (no ReLU) three blocks in, is signed and
-    heavy-tailed: the case where the choice of calibration observer matters.
-    """
-    import torch
-
-    from qkit.models import mobilenet_v2 as mv2
-
-    model = mv2.load()
-    module = dict(model.named_modules())[layer]
-    seen = []
-    handle = module.register_forward_hook(lambda m, i, o: seen.append(o.detach().numpy()))
-    try:
-        with torch.no_grad():
-            model(mv2.preprocess(mv2.photo_set(crops_per_photo=0)[:n_images]))
-    finally:
-        handle.remove()
-    return seen[0].ravel().astype(np.float32)

@@ -6,7 +6,7 @@ import pytest
 import qkit.kernels as K
 import qkit.reference as R
 from qkit import AccumulatorOverflowError, QParams, qparams_from_range, qparams_from_tensor
-from qkit.fixedpoint import quantize_multiplier
+from qkit.core.fixedpoint import quantize_multiplier
 
 pytestmark = pytest.mark.nojit
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from qkit.bench import _check, measure
+from qkit.studies.bench import _check, measure
 
 
 def test_bench_json_lines():

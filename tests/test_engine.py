@@ -8,8 +8,8 @@ from torch import nn  # noqa: E402
 
 import qkit.reference as R  # noqa: E402
 from qkit import data  # noqa: E402
+from qkit.core.metrics import sqnr_db  # noqa: E402
 from qkit.engine import SCHEMES, IntegerModel, UnsupportedLayer, run_float, trace  # noqa: E402
-from qkit.metrics import sqnr_db  # noqa: E402
 
 
 class Small(nn.Module):
@@ -393,8 +393,8 @@ def test_adaptive_rounding_rescues_mobilenet_v2_weights():
 
 def test_loss_aware_grid_is_the_engines_grid():
     from qkit import kernels
+    from qkit.core.qparams import qparams_from_range
     from qkit.engine import ranges
-    from qkit.qparams import qparams_from_range
 
     y = torch.randn(4, 8, 5, 5) * 3
     qp = qparams_from_range(np.float32(-2.5), np.float32(4.0), 8, False)
@@ -405,7 +405,7 @@ def test_loss_aware_grid_is_the_engines_grid():
 
 def test_loss_aware_search_keeps_the_best_candidate(models):
     from qkit.engine import ranges
-    from qkit.engine.model import float_layer, run_graph
+    from qkit.engine.floatrun import float_layer, run_graph
 
     x = torch.randn(32, 3, 12, 12) ** 3  # heavy tails: min-max is not the best clip
     ops, _ = trace(models[0])
@@ -442,7 +442,7 @@ def test_loss_aware_ranges_help_mobilenet_v2_on_new_images():
     # the first activations of MobileNetV2 (the per-tensor grids that cost most, notebook 05):
     # ranges searched on 12 images lower the output KL on the 12 others
     from qkit.engine import ranges
-    from qkit.engine.model import float_layer, run_graph
+    from qkit.engine.floatrun import float_layer, run_graph
     from qkit.models import mobilenet_v2 as mv2
 
     model = mv2.load()

@@ -17,14 +17,12 @@ from hypothesis.extra import numpy as hnp
 import qkit.kernels as K
 import qkit.reference as R
 from qkit import AccumulatorOverflowError
-from qkit.fixedpoint import quantize_multiplier
-from qkit.kernels import avx2
-from qkit.kernels import convolution as kconv
-from qkit.kernels import gemms as kgemm
-from qkit.kernels.avx2 import avx2_available
+from qkit.core.fixedpoint import quantize_multiplier
+from qkit.core.qparams import QParams, qparams_from_tensor
+from qkit.kernels import avx2, dispatch, loops, packing
+from qkit.kernels import conv as kconv
 from qkit.kernels.avx2 import int16_steps as avx2_int16_steps
-from qkit.kernels.vnni import vnni_available
-from qkit.qparams import QParams, qparams_from_tensor
+from qkit.kernels.simd.cpu import avx2_available, vnni_available
 
 pytestmark = pytest.mark.nojit
 
@@ -40,7 +38,7 @@ def ints(rng, shape, dtype, lo=None, hi=None):
     return rng.integers(lo, hi, shape, endpoint=True).astype(dtype)
 
 
-PATHS = ["plain", "avx2", "vnni"]  # the kernel families `qkit.kernels.gemms` dispatches to
+PATHS = ["plain", "avx2", "vnni"]  # the kernel families `qkit.kernels.dispatch` chooses from
 
 
 def use_path(monkeypatch, path):
@@ -49,8 +47,8 @@ def use_path(monkeypatch, path):
         pytest.skip("no AVX-512 VNNI on this CPU (or JIT off)")
     if path == "avx2" and not avx2_available():
         pytest.skip("no AVX2 on this CPU (or JIT off)")
-    monkeypatch.setattr(kgemm, "USE_VNNI", path == "vnni")
-    monkeypatch.setattr(kgemm, "USE_AVX2", path == "avx2")
+    monkeypatch.setattr(dispatch, "USE_VNNI", path == "vnni")
+    monkeypatch.setattr(dispatch, "USE_AVX2", path == "avx2")
 
 
 def assert_same(a, b):
@@ -76,7 +74,7 @@ def test_gemm_random(rng, m, k, n, adt, name):
     assert_same(out, getattr(R, name)(a, w))
     if name == "gemm_pairs16":  # uint8 takes vpmaddubsw where there is AVX2: the loop too
         plain = np.empty_like(out)
-        kgemm._pairs16_parallel(a, w, plain)
+        loops.pairs16_tiles(a, w, plain)
         assert_same(plain, out)
     if m * n > 4:
         assert np.unique(out).size > 1  # guard: not a constant output
@@ -144,9 +142,9 @@ def test_avx2_int16_bound_is_needed():
     a, w = np.full((4, 64), 255, U8), np.full((16, 64), -8, S8)
     steps = avx2_int16_steps(255, 8)
     out = np.empty((4, 16), np.int32)
-    avx2._gemm_ub(a, avx2.pack_pairs(w, np.int8), out, 32, steps + 1)
+    avx2.gemm_madd_ub(a, packing.pack_pairs(w, np.int8), out, steps + 1)
     assert not np.array_equal(out, R.gemm(a, w))
-    avx2._gemm_ub(a, avx2.pack_pairs(w, np.int8), out, 32, steps)
+    avx2.gemm_madd_ub(a, packing.pack_pairs(w, np.int8), out, steps)
     assert_same(out, R.gemm(a, w))
     with pytest.raises(ValueError, match="int16 accumulation is not exact"):
         avx2.gemm_avx2(a, K.pack_weights(np.full((2, 64), -128, S8)), "int16")
@@ -171,19 +169,19 @@ def test_gemm_non_contiguous(rng):
 def test_gemm_serial_equals_parallel(rng):
     a, w = ints(rng, (37, 129), U8), ints(rng, (131, 129), S8)
     serial, parallel = np.empty((37, 131), np.int32), np.empty((37, 131), np.int32)
-    kgemm._gemm_tile(a, w, serial, 0, 37, 0, 131)
-    kgemm._gemm_parallel(a, w, parallel)
+    loops._gemm_tile(a, w, serial, 0, 37, 0, 131)
+    loops.gemm_tiles(a, w, parallel)
     assert_same(serial, parallel)
-    kgemm._pairs16_tile(a, w, serial, 0, 37, 0, 131)
-    kgemm._pairs16_parallel(a, w, parallel)
+    loops._pairs16_tile(a, w, serial, 0, 37, 0, 131)
+    loops.pairs16_tiles(a, w, parallel)
     assert_same(serial, parallel)
     wp = K.pack_int4(ints(rng, (131, 129), S8, -8, 7))
-    kgemm._int4_tile(a, wp, serial, 0, 37, 0, 131)
-    kgemm._int4_parallel(a, wp, parallel)
+    loops._int4_tile(a, wp, serial, 0, 37, 0, 131)
+    loops.int4_tiles(a, wp, parallel)
     assert_same(serial, parallel)
     idx, cb = ints(rng, (131, 129), U8, 0, 15), ints(rng, (131, 16), np.int16, -999, 999)
-    kgemm._codebook_tile(a, idx, cb, serial, 0, 37, 0, 131)
-    kgemm._codebook_parallel(a, idx, cb, parallel)
+    loops._codebook_tile(a, idx, cb, serial, 0, 37, 0, 131)
+    loops.codebook_tiles(a, idx, cb, parallel)
     assert_same(serial, parallel)
 
 
@@ -255,8 +253,8 @@ def test_conv2d(rng, monkeypatch, path, xshape, wshape, stride, padding, dilatio
     assert_same(out, R.conv2d(x, w, **args))
     serial = np.empty_like(out)
     st_, pd, dl = (np.broadcast_to(v, 2).astype(np.int64) for v in (stride, padding, dilation))
-    kconv._conv_serial(x, w, serial, (int(st_[0]), int(st_[1])), (int(pd[0]), int(pd[1])),
-                       (int(dl[0]), int(dl[1])), groups, pad)
+    geometry = (groups, *(int(v) for v in (st_[0], st_[1], pd[0], pd[1], dl[0], dl[1])))
+    kconv.conv_plain(x, w, serial, geometry, pad)
     assert_same(serial, out)
 
 
@@ -287,15 +285,16 @@ def test_qconv2d(rng, monkeypatch, path, xshape, wshape, stride, padding, dilati
 @pytest.mark.parametrize("adt,lo,hi", [(U8, 0, 255), (S8, -128, 127)])
 def test_qconv2d_pads_in_chunks(rng, monkeypatch, xshape, wshape, stride, padding, dilation,
                                 groups, adt, lo, hi):
-    # large batches pad a few images at a time, inside the parallel loop (vnni._qconv_chunks):
+    # large batches pad a few images at a time, inside the parallel loop
+    # (qkit.kernels.vnni.conv._qconv_chunks):
     # forced here on small batches
-    from qkit.kernels import vnni
+    from qkit.kernels.vnni import conv as vnni
 
     use_path(monkeypatch, "vnni")
     monkeypatch.setattr(vnni, "MIN_CHUNKS", 1)
     used = []
     real = vnni._qconv_chunks
-    monkeypatch.setattr(vnni, "_qconv_chunks", lambda *a: used.append(a[1]) or real(*a))
+    monkeypatch.setattr(vnni, "_qconv_chunks", lambda *a: used.append(a[1][0]) or real(*a))
     x = ints(rng, xshape, adt)
     w = ints(rng, wshape + (xshape[3] // groups,), S8)
     o = wshape[0]
@@ -334,7 +333,7 @@ def test_qconv2d_with_prepared_weights(rng, monkeypatch, path, xshape, wshape, s
                                        dilation, groups):
     # qconv2d(x, pack_conv(w), ...) is qconv2d(x, w, ...), for every conv case and both paths
     # through the chunked kernel; the packing holds a copy, so editing w later changes nothing
-    from qkit.kernels import vnni
+    from qkit.kernels.vnni import conv as vnni
 
     use_path(monkeypatch, path)
     x = ints(rng, xshape, U8)
@@ -367,7 +366,7 @@ def test_qconv2d_with_prepared_weights(rng, monkeypatch, path, xshape, wshape, s
 
 def test_fbgemm_conv_layer_repacks_new_weights(rng):
     # FbgemmLayer packs its conv weights on the first call; assigning new weights repacks
-    from qkit.fbgemm import FbgemmLayer
+    from qkit.engine.fbgemm import FbgemmLayer
 
     x = ints(rng, (2, 6, 6, 8), U8)
     layer = FbgemmLayer(ints(rng, (16, 3, 3, 8), S8), np.full(16, 0.02, np.float32),
@@ -495,7 +494,7 @@ def test_gemm_property(m, k, n, seed):
 
 @pytest.mark.parametrize("activation", [None, "relu", "relu6"])
 def test_fused_activation_clamps(rng, activation):
-    from qkit.qparams import activation_range
+    from qkit.core.qparams import activation_range
 
     scale, zp = 0.05, 10  # uint8 output grid: real 0 at 10, real 6 at 130
     lo, hi = activation_range(activation, scale, zp, 0, 255)
@@ -625,7 +624,7 @@ def test_fused_requantization_at_the_extremes(rng, monkeypatch, path, adt, lo, h
     # still land on lo or hi: every row count (8-, 4- and 1-row tiles) and a half panel (48
     # columns), against the reference and against the sign rule
     use_path(monkeypatch, path)
-    from qkit.kernels import vnni
+    from qkit.kernels.vnni import conv as vnni
 
     monkeypatch.setattr(vnni, "MIN_CHUNKS", 1)
     n = 48

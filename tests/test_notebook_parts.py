@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from qkit import data
-from qkit.compare import GRANULARITIES, compare_schemes, quantize_report
-from qkit.metrics import sqnr_db, theoretical_sqnr_db
+from qkit.core.metrics import sqnr_db, theoretical_sqnr_db
+from qkit.topics.compare import GRANULARITIES, compare_schemes, quantize_report
 
 
 def test_real_weight_loads_and_is_checked():
@@ -56,7 +56,7 @@ def test_compare_schemes_rows(rng):
 
 
 def test_bits_explorer_every_control_at_each_end(rng):
-    from qkit.widgets import bits_explorer
+    from qkit.lab.widgets import bits_explorer
 
     w = rng.standard_normal((32, 128)).astype(np.float32) * 0.05
     ex = bits_explorer(w)

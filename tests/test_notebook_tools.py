@@ -4,7 +4,8 @@ notebook 01, driven headless: every control at each end and in the middle."""
 import numpy as np
 import pytest
 
-from qkit import data, exercises, widgets
+from qkit import data
+from qkit.lab import exercises, widgets
 
 
 def test_reference_solutions_pass(capsys):
@@ -117,7 +118,7 @@ def _sine():
 
 
 def test_noise_follows_the_uniform_model_on_a_sine():
-    from qkit.noise import error_stats, sqnr_vs_bits
+    from qkit.topics.noise import error_stats, sqnr_vs_bits
 
     stats = error_stats(_sine(), 8)
     assert 0.9 < stats["variance"] / stats["uniform_variance"] < 1.1
@@ -128,7 +129,7 @@ def test_noise_follows_the_uniform_model_on_a_sine():
 
 
 def test_rounding_modes_bias():
-    from qkit.noise import error_stats
+    from qkit.topics.noise import error_stats
 
     x = _sine()
     floor = error_stats(x, 6, "floor")
@@ -139,7 +140,7 @@ def test_rounding_modes_bias():
 
 
 def test_clipping_curve_finds_the_aciq_region():
-    from qkit.noise import clipping_curve
+    from qkit.topics.noise import clipping_curve
 
     x = np.random.default_rng(0).laplace(size=30_000).astype(np.float32)
     c = clipping_curve(x, 4, np.linspace(1, 10, 91))
@@ -148,7 +149,7 @@ def test_clipping_curve_finds_the_aciq_region():
 
 
 def test_noise_and_image_explorers():
-    from qkit.noise import image_at_bits
+    from qkit.topics.noise import image_at_bits
 
     ex = widgets.noise_explorer({"sine": _sine(), "ecg": data.signals()["ecg"]})
     _drive(ex)
@@ -196,7 +197,7 @@ def test_integer_arithmetic_exercise_mistakes():
 
 def test_random_torch_linear_matches_on_this_cpu():
     pytest.importorskip("torch.ao.nn.quantized")
-    from qkit import fbgemm
+    from qkit.engine import fbgemm
 
     module, x_q, sx, zx, y = fbgemm.random_torch_linear(k=64, n=16, m=8)
     assert np.array_equal(fbgemm.from_torch(module)(x_q, sx, zx), y)
@@ -206,7 +207,7 @@ def test_random_torch_linear_matches_on_this_cpu():
 
 
 def test_speed_versions_agree_and_explorer_runs():
-    from qkit import speed
+    from qkit.studies import speed
 
     speed.versions(5, 33, 17, python=True)  # raises if any version differs
     ex = widgets.speed_explorer(peak_gops=100.0)
@@ -228,7 +229,7 @@ def test_speed_exercise_mistakes():
 
 
 def test_welcome_exercise_mistakes_and_energy():
-    from qkit import energy
+    from qkit.topics import energy
 
     assert "add the scales" in exercises.int8_bytes(1000 * 1280).message
     assert "that is fp32" in exercises.int8_bytes(4 * 1000 * 1280).message

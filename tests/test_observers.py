@@ -5,7 +5,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from qkit.observers import (
+from qkit.core.observers import (
     OBSERVERS,
     ACIQObserver,
     EntropyObserver,
@@ -16,7 +16,7 @@ from qkit.observers import (
     aciq_alpha,
     aciq_mse,
 )
-from qkit.qparams import QParams, qparams_from_range, qparams_from_tensor, qrange
+from qkit.core.qparams import QParams, qparams_from_range, qparams_from_tensor, qrange
 
 torch = pytest.importorskip("torch")
 obs_mod = pytest.importorskip("torch.ao.quantization.observer",

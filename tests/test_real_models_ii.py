@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from qkit import data, energy, mixed, nonuniform, qat, reference, results, smoothquant
+from qkit import data, reference
 from qkit.engine import IntegerModel, Scheme
+from qkit.formats import nonuniform
 from qkit.models import mnist_cnn
+from qkit.studies import results
+from qkit.topics import energy, mixed, qat, smoothquant
 
 QLORA_NF4 = np.array([-1.0, -0.6961928, -0.52507305, -0.39491749, -0.28444138, -0.18477343,
                       -0.09105004, 0.0, 0.0795803, 0.1609302, 0.2461123, 0.33791524, 0.44070983,
@@ -332,7 +335,7 @@ def _drive(explorer):
 
 
 def test_ptq_explorer(mnist):
-    from qkit import widgets
+    from qkit.lab import widgets
 
     ex = widgets.ptq_explorer(mnist["model"], mnist["x"][:256].numpy(),
                               mnist["x_test"][:300].numpy(), mnist["y_test"][:300], 64)
@@ -344,7 +347,7 @@ def test_ptq_explorer(mnist):
 
 
 def test_grid_explorer():
-    from qkit import widgets
+    from qkit.lab import widgets
 
     ex = widgets.grid_explorer({"classifier": data.real_weight()[:200],
                                 "conv": np.random.default_rng(0).normal(size=(8, 4, 3, 3))})
@@ -354,7 +357,7 @@ def test_grid_explorer():
 
 
 def test_qat_and_budget_explorers(mnist):
-    from qkit import widgets
+    from qkit.lab import widgets
 
     ex = widgets.qat_explorer(results.load("qat"))
     _drive(ex)
@@ -373,7 +376,7 @@ def test_qat_and_budget_explorers(mnist):
 
 
 def test_energy_explorer():
-    from qkit import widgets
+    from qkit.lab import widgets
 
     ex = widgets.energy_explorer({"cnn": energy.transformer_counts(8)})
     _drive(ex)
@@ -382,7 +385,7 @@ def test_energy_explorer():
 
 
 def test_smoothquant_explorer():
-    from qkit import widgets
+    from qkit.lab import widgets
     from qkit.models import minilm
 
     model, bbc = minilm.load(), data.bbc_news()
@@ -417,7 +420,7 @@ def test_smoothquant_explorer():
 def test_notebook_05_10_exercise_mistakes(check, answer, hint):
     import warnings
 
-    from qkit import exercises
+    from qkit.lab import exercises
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the empty-cluster mistake takes a mean of nothing
@@ -429,9 +432,9 @@ def test_notebook_05_10_exercise_mistakes(check, answer, hint):
 
 
 def test_dynamic_and_weight_only_cnn(mnist):
+    from qkit.core.metrics import sqnr_db
     from qkit.engine.dynamic import DynamicModel, WeightOnlyModel, quantize_dynamic
-    from qkit.engine.model import run_float
-    from qkit.metrics import sqnr_db
+    from qkit.engine.floatrun import run_float
 
     x = mnist["x_test"][:200].numpy()
     model = mnist["model"]

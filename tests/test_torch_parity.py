@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qkit.fbgemm import (
+from qkit.engine.fbgemm import (
     default_accumulation,
     from_torch,
     quantize_per_channel_torch,

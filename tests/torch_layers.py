@@ -1,4 +1,4 @@
-"""Random PyTorch quantized Linear/Conv2d layers run by torch and by `qkit.fbgemm`.
+"""Random PyTorch quantized Linear/Conv2d layers run by torch and by `qkit.engine.fbgemm`.
 
 Used by test_torch_parity.py, in-process and in a subprocess with fbgemm forced
 onto its AVX2 path (``FBGEMM_ENABLE_INSTRUCTIONS=AVX2``, read once at start-up).
@@ -83,7 +83,7 @@ def compare(accumulation, n_linear=60, n_conv=40, seed=0, engine="fbgemm"):
     """Layers, outputs and mismatching outputs of qkit vs torch, per kind."""
     import torch
 
-    from qkit.fbgemm import from_torch
+    from qkit.engine.fbgemm import from_torch
 
     torch.backends.quantized.engine = engine
     report = {}

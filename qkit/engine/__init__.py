@@ -1,6 +1,8 @@
 """The integer-only inference engine: trace a float model, calibrate, run on integers."""
 
+from qkit.engine.floatrun import run_float
 from qkit.engine.graph import Op, UnsupportedLayer, trace
-from qkit.engine.model import SCHEMES, IntegerModel, Scheme, run_float
+from qkit.engine.model import IntegerModel
+from qkit.engine.scheme import SCHEMES, Scheme
 
 __all__ = ["SCHEMES", "IntegerModel", "Op", "Scheme", "UnsupportedLayer", "run_float", "trace"]

@@ -27,6 +27,9 @@ import itertools
 
 import numpy as np
 
+from qkit.core.qparams import qparams_from_tensor
+from qkit.engine.floatrun import run_float
+
 SWEEPS = 3
 
 
@@ -100,7 +103,6 @@ def _depthwise_moments(x, kernel, p):
 def collect(ops, images, batch: int = 16) -> dict:
     """Input moments of every supported conv/linear op of a traced graph, from the float
     (BN-folded) model run on ``images`` (NCHW) ``batch`` at a time: {op name: matrix}."""
-    from qkit.engine.model import run_float
 
     moments = {op.name: InputMoments(op) for op in ops if supported(op)}
     for i in range(0, len(images), batch):
@@ -177,7 +179,6 @@ def local_loss(w: np.ndarray, codes: np.ndarray, scale, h: np.ndarray) -> float:
 def compare(op, h: np.ndarray, bits: int = 8) -> dict:
     """One layer, per-channel symmetric ``bits``-bit weights: the local loss of nearest and of
     adaptive rounding (relative to nearest), and the share of weights rounded the other way."""
-    from qkit.qparams import qparams_from_tensor
 
     w = op.params["weight"]
     qp = qparams_from_tensor(w, bits=bits, signed=True, symmetric=True, narrow_range=True,

@@ -15,11 +15,11 @@ from __future__ import annotations
 import numpy as np
 
 from qkit import kernels
+from qkit.core.metrics import quantized_bytes
+from qkit.core.qparams import QParams, qparams_from_tensor
 from qkit.engine import adaround
+from qkit.engine.floatrun import run_graph
 from qkit.engine.graph import trace
-from qkit.engine.model import run_graph
-from qkit.metrics import quantized_bytes
-from qkit.qparams import QParams, qparams_from_tensor
 
 
 def _weights(op, bits: int, moments=None):

@@ -14,124 +14,17 @@ check that both give the same integers at every layer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from qkit import kernels
+from qkit.core.metrics import quantized_bytes
+from qkit.core.observers import OBSERVERS
+from qkit.core.qparams import QParams, activation_range, qparams_from_range, qparams_from_tensor
 from qkit.engine import adaround, ranges
 from qkit.engine.equalize import equalize
+from qkit.engine.floatrun import PASS_THROUGH, run_float
 from qkit.engine.graph import Op, trace
-from qkit.metrics import quantized_bytes
-from qkit.observers import OBSERVERS
-from qkit.qparams import QParams, activation_range, qparams_from_range, qparams_from_tensor
-
-PASS_THROUGH = ("maxpool", "avgpool", "flatten", "relu")  # output grid = input grid
-
-
-@dataclass(frozen=True)
-class Scheme:
-    """How to quantize: weight bits and granularity, and the activation observer."""
-
-    weight_bits: int = 8
-    per_channel: bool = True
-    observer: str = "minmax"  # a qkit.observers name, or "loss_aware" (qkit.engine.ranges)
-    range_loss: str = "kl"  # what "loss_aware" minimises at the output: "kl" or "mse"
-    bias_correction: bool = False  # Nagel et al. 2019, empirical: see IntegerModel._weights
-    equalize: bool = False  # cross-layer equalization first (qkit.engine.equalize)
-    layer_bits: tuple = ()  # mixed precision: ((op name, weight bits), ...) overrides
-    rounding: str = "nearest"  # or "adaptive": qkit.engine.adaround (AdaRound's local loss)
-
-    def bits_for(self, name: str) -> int:
-        return dict(self.layer_bits).get(name, self.weight_bits)
-
-    @property
-    def label(self) -> str:
-        extra = (" + CLE" if self.equalize else "") + (
-            " + loss-aware ranges" if self.observer == "loss_aware" else "") + (
-            " + adaptive rounding" if self.rounding == "adaptive" else "") + (
-            " + bias correction" if self.bias_correction else "")
-        return f"W{self.weight_bits}A8 {'per-channel' if self.per_channel else 'per-tensor'}{extra}"
-
-
-SCHEMES = {
-    "w8a8-per-tensor": Scheme(8, per_channel=False),
-    "w8a8-per-channel": Scheme(8, per_channel=True),
-    "w4a8-per-channel": Scheme(4, per_channel=True),
-    "w8a8-per-tensor-bc": Scheme(8, per_channel=False, bias_correction=True),
-    "w8a8-per-tensor-cle-bc": Scheme(8, per_channel=False, bias_correction=True, equalize=True),
-    "w8a8-per-channel-pct-bc": Scheme(8, per_channel=True, observer="percentile",
-                                      bias_correction=True),
-    "w4a8-per-channel-bc": Scheme(4, per_channel=True, bias_correction=True),
-    "w8a8-per-channel-ada": Scheme(8, per_channel=True, rounding="adaptive"),
-    "w8a8-per-channel-pct-ada-bc": Scheme(8, per_channel=True, observer="percentile",
-                                          bias_correction=True, rounding="adaptive"),
-    "w4a8-per-channel-ada-bc": Scheme(4, per_channel=True, bias_correction=True,
-                                      rounding="adaptive"),
-    "w8a8-per-channel-la-ada-bc": Scheme(8, per_channel=True, observer="loss_aware",
-                                         bias_correction=True, rounding="adaptive"),
-    "w8a8-per-tensor-cle-la-ada-bc": Scheme(8, per_channel=False, observer="loss_aware",
-                                            bias_correction=True, equalize=True,
-                                            rounding="adaptive"),
-}
-
-
-def run_graph(ops: list[Op], x, layer, post=None, known: dict | None = None) -> dict:
-    """Every op's output of a traced graph in NCHW torch tensors: ``layer(op, x)`` computes a
-    conv/linear (float, fake-quantized or integer), ``post(op, y)`` may change any output
-    (QAT's activation quantizers); pooling, add, flatten and activations are torch's.
-    ``known`` holds outputs already computed: those ops are not run again."""
-    import torch
-    from torch.nn import functional as F
-
-    vals = dict(known or {})
-    for op in ops:
-        if op.name in vals:
-            continue
-        p = op.params
-        args = [vals[i] for i in op.inputs]
-        if op.kind == "input":
-            y = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x, np.float32))
-        elif op.kind in ("conv", "linear"):
-            y = layer(op, args[0])
-        elif op.kind == "add":
-            y = args[0] + args[1]
-        elif op.kind == "maxpool":
-            y = F.max_pool2d(args[0], p["kernel"], p["stride"])
-        elif op.kind == "avgpool":
-            y = args[0].mean(dim=(2, 3), keepdim=True) if p.get("global") else \
-                F.avg_pool2d(args[0], p["kernel"], p["stride"])
-        elif op.kind == "flatten":
-            y = args[0].flatten(1)
-        elif op.kind == "relu":
-            y = F.relu(args[0])
-        if op.activation == "relu":
-            y = F.relu(y)
-        elif op.activation == "relu6":
-            y = F.relu6(y)
-        vals[op.name] = y if post is None else post(op, y)
-    return vals
-
-
-def float_layer(op: Op, x):
-    """A conv/linear op with its own (BN-folded) float weights."""
-    import torch
-    from torch.nn import functional as F
-
-    p = op.params
-    w, b = torch.from_numpy(p["weight"]), torch.from_numpy(p["bias"])
-    if op.kind == "conv":
-        return F.conv2d(x, w, b, p["stride"], p["padding"], p["dilation"], p["groups"])
-    return F.linear(x, w, b)
-
-
-def run_float(ops: list[Op], x, keep: bool = False):
-    """The traced float model (BN folded) with torch functional ops, NCHW; all outputs if keep."""
-    import torch
-
-    with torch.no_grad():
-        vals = run_graph(ops, x, float_layer)
-    return vals if keep else vals[ops[-1].name]
+from qkit.engine.scheme import SCHEMES, Scheme
 
 
 class IntegerModel:
@@ -158,7 +51,7 @@ class IntegerModel:
     @classmethod
     def from_learned(cls, ops: list[Op], output: str, calibration, scheme: Scheme,
                      act: dict, weight_scales: dict, batch: int = 256) -> IntegerModel:
-        """A model whose grids were learned (quantization-aware training, `qkit.qat`):
+        """A model whose grids were learned (quantization-aware training, `qkit.topics.qat`):
         ``act`` maps op names to (scale, zero_point) and ``weight_scales`` to per-channel
         weight scales; the other activations are calibrated with the scheme's observer."""
         im = cls(ops, output, scheme)

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from qkit.core.qparams import qparams_from_range
+from qkit.engine.floatrun import PASS_THROUGH, float_layer, run_graph
 from qkit.engine.graph import Op
-from qkit.qparams import qparams_from_range
 
 HIGH = (1.0, 0.8, 0.65, 0.5, 0.4, 0.3)  # fractions of the calibration maximum tried
 LOW = (1.0, 0.7, 0.5)  # fractions of the minimum tried, for tensors with negative values
@@ -60,7 +61,6 @@ def search(ops: list[Op], images, names: list[str] | None = None,
     """
     import torch
 
-    from qkit.engine.model import PASS_THROUGH, float_layer, run_graph
 
     names = [op.name for op in ops if op.kind not in PASS_THROUGH] if names is None else names
     if not names:

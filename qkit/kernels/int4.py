@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from qkit._checks import check_int_array, check_range
+from qkit.core.checks import check_int_array, check_range
 
 
 @njit(cache=True)

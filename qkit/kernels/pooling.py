@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from qkit._checks import check_int_array, check_pool, check_qadd
+from qkit.core.checks import check_int_array, check_pool, check_qadd
 
 
 @njit(cache=True, parallel=True)

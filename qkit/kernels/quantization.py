@@ -7,14 +7,14 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from qkit._checks import check_float_array, check_int_array, check_range
-from qkit.qparams import QParams, block_params, to_blocks
-from qkit.rounding import MODE_CODE, check_rounding
+from qkit.core.checks import check_float_array, check_int_array, check_range
+from qkit.core.qparams import QParams, block_params, to_blocks
+from qkit.core.rounding import MODE_CODE, check_rounding
 
 
 @njit(cache=True)
 def _round(v, mode, u):
-    # v: float64 holding a float32 quotient; mode codes follow qkit.rounding.ROUNDING_MODES
+    # v: float64 holding a float32 quotient; mode codes follow qkit.core.rounding.ROUNDING_MODES
     if mode == 0:
         return np.rint(v)
     if mode == 1:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from qkit._checks import check_requantize, storage_dtype
+from qkit.core.checks import check_requantize, storage_dtype
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 

@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from qkit import data, kernels
-from qkit.qparams import qparams_from_tensor
+from qkit.core.qparams import qparams_from_tensor
 
 HIDDEN, HEADS, LAYERS, FFN = 384, 12, 6, 1536
 

@@ -46,7 +46,7 @@ def to_input(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images.astype(np.float32) / 255.0)[:, None]
 
 
-def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Small random rotations, scalings and shifts (a batch at a time, on the CPU)."""
     n = x.shape[0]
     angle = (torch.rand(n, generator=gen) - 0.5) * 0.4  # +-11 degrees
@@ -80,7 +80,7 @@ def train(epochs: int = EPOCHS, progress: bool = True, limit: int | None = None)
         order = torch.randperm(len(x), generator=gen)
         for i in range(0, len(x), BATCH):
             idx = order[i:i + BATCH]
-            loss = F.cross_entropy(model(_augment(x[idx], gen)), y[idx], label_smoothing=0.05)
+            loss = F.cross_entropy(model(augment(x[idx], gen)), y[idx], label_smoothing=0.05)
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -111,7 +111,7 @@ def _resize(img: np.ndarray, size: int) -> np.ndarray:
 def agreement(ref_logits: np.ndarray, logits: np.ndarray) -> dict[str, float]:
     """Top-1 agreement (on all images, and on those fp32 is confident about: softmax > 0.5),
     mean top-5 overlap and logit SQNR (dB) against the fp32 logits."""
-    from qkit.metrics import sqnr_db
+    from qkit.core.metrics import sqnr_db
 
     z = ref_logits - ref_logits.max(axis=1, keepdims=True)
     confident = (np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)).max(axis=1) > 0.5
@@ -122,3 +122,21 @@ def agreement(ref_logits: np.ndarray, logits: np.ndarray) -> dict[str, float]:
     return {"top1_agreement": float(same.mean()),
             "top1_agreement_confident": float(same[confident].mean()),
             "top5_overlap": float(overlap), "logit_sqnr_db": sqnr_db(ref_logits, logits)}
+
+
+def real_activations(layer: str = "features.3.conv.2", n_images: int = 12) -> np.ndarray:
+    """Float activations of one MobileNetV2 layer on the centre-cropped photos (flattened).
+
+    The default, a projection conv (no ReLU) three blocks in, is signed and
+    heavy-tailed: the case where the choice of calibration observer matters.
+    """
+    model = load()
+    module = dict(model.named_modules())[layer]
+    seen = []
+    handle = module.register_forward_hook(lambda m, i, o: seen.append(o.detach().numpy()))
+    try:
+        with torch.no_grad():
+            model(preprocess(photo_set(crops_per_photo=0)[:n_images]))
+    finally:
+        handle.remove()
+    return seen[0].ravel().astype(np.float32)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qkit._checks import check_conv2d, check_int_array, check_qlinear, max_abs
+from qkit.core.checks import check_conv2d, check_int_array, check_qlinear, max_abs
 from qkit.reference.requantization import requantize_float
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qkit._checks import (
+from qkit.core.checks import (
     check_codebook_gemm,
     check_gemm,
     check_int4_gemm,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qkit._checks import check_int_array, check_range
+from qkit.core.checks import check_int_array, check_range
 
 
 def pack_int4(q) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qkit._checks import check_int_array, check_pool, check_qadd
+from qkit.core.checks import check_int_array, check_pool, check_qadd
 
 
 def maxpool2d(x, kernel, stride=None) -> np.ndarray:

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from qkit._checks import check_float_array, check_int_array, check_range
-from qkit.qparams import QParams, block_params, to_blocks
-from qkit.rounding import check_rounding, round_values
+from qkit.core.checks import check_float_array, check_int_array, check_range
+from qkit.core.qparams import QParams, block_params, to_blocks
+from qkit.core.rounding import check_rounding, round_values
 
 
 def quantize(x, qp: QParams, rounding: str = "half_even", rng=None) -> np.ndarray:
     """``q = clip(round(x / scale) + zero_point, qmin, qmax)``.
 
     ``x / scale`` is a float32 division; rounding follows ``rounding``
-    (`qkit.rounding`). Returns ``qp.dtype`` (int8/uint8, or 16-bit above 8 bits).
+    (`qkit.core.rounding`). Returns ``qp.dtype`` (int8/uint8, or 16-bit above 8 bits).
 
-    >>> from qkit.qparams import QParams
+    >>> from qkit.core.qparams import QParams
     >>> qp = QParams(scale=0.5, zero_point=10, bits=8, signed=False)
     >>> quantize(np.array([-1.0, 0.0, 0.25, 0.75, 200.0]), qp)
     array([  8,  10,  10,  12, 255], dtype=uint8)
@@ -35,7 +35,7 @@ def quantize(x, qp: QParams, rounding: str = "half_even", rng=None) -> np.ndarra
 def dequantize(q, qp: QParams) -> np.ndarray:
     """``x = (q - zero_point) * scale`` in float32.
 
-    >>> from qkit.qparams import QParams
+    >>> from qkit.core.qparams import QParams
     >>> dequantize(np.array([8, 10, 12], dtype=np.uint8), QParams(0.5, 10, signed=False))
     array([-1.,  0.,  1.], dtype=float32)
     """

@@ -6,15 +6,15 @@ Two ways, both per-tensor (one multiplier) or per-channel (one per output column
 * float32 (fbgemm, PyTorch's CPU engine): ``y = clamp(rne(f32(f32(acc) + bias) * m) + zp)``.
 
 A fused ReLU or ReLU6 is nothing but a tighter ``[qmin, qmax]``
-(`qkit.qparams.activation_range`).
+(`qkit.core.qparams.activation_range`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from qkit._checks import check_requantize, storage_dtype
-from qkit.fixedpoint import multiply_by_quantized_multiplier
+from qkit.core.checks import check_requantize, storage_dtype
+from qkit.core.fixedpoint import multiply_by_quantized_multiplier
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
@@ -23,11 +23,11 @@ def requantize_fixed(acc, multiplier, shift, zero_point: int, qmin: int, qmax: i
                      bias=None) -> np.ndarray:
     """``y = clamp(MultiplyByQuantizedMultiplier(acc + bias, M0, shift) + zp, qmin, qmax)``.
 
-    ``multiplier``/``shift`` come from `qkit.fixedpoint.quantize_multiplier`;
+    ``multiplier``/``shift`` come from `qkit.core.fixedpoint.quantize_multiplier`;
     ``bias`` is int32 at scale ``s_in * s_w`` (TFLite spec). ``acc + bias``
     saturates to int32 where TFLite would overflow.
 
-    >>> from qkit.fixedpoint import quantize_multiplier
+    >>> from qkit.core.fixedpoint import quantize_multiplier
     >>> m0, shift = quantize_multiplier(0.25)
     >>> requantize_fixed(np.array([[10, -10, 1000]], np.int32), m0, shift, 3, 0, 255)
     array([[  6,   0, 253]], dtype=uint8)

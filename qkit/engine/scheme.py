@@ -1,0 +1,53 @@
+"""How to quantize a model: `Scheme` (weight bits and granularity, the activation observer,
+the calibration methods) and the named schemes of the evaluation table, `SCHEMES`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """How to quantize: weight bits and granularity, and the activation observer."""
+
+    weight_bits: int = 8
+    per_channel: bool = True
+    observer: str = "minmax"  # a qkit.core.observers name, or "loss_aware" (qkit.engine.ranges)
+    range_loss: str = "kl"  # what "loss_aware" minimises at the output: "kl" or "mse"
+    bias_correction: bool = False  # Nagel et al. 2019, empirical: see IntegerModel._weights
+    equalize: bool = False  # cross-layer equalization first (qkit.engine.equalize)
+    layer_bits: tuple = ()  # mixed precision: ((op name, weight bits), ...) overrides
+    rounding: str = "nearest"  # or "adaptive": qkit.engine.adaround (AdaRound's local loss)
+
+    def bits_for(self, name: str) -> int:
+        return dict(self.layer_bits).get(name, self.weight_bits)
+
+    @property
+    def label(self) -> str:
+        extra = (" + CLE" if self.equalize else "") + (
+            " + loss-aware ranges" if self.observer == "loss_aware" else "") + (
+            " + adaptive rounding" if self.rounding == "adaptive" else "") + (
+            " + bias correction" if self.bias_correction else "")
+        return f"W{self.weight_bits}A8 {'per-channel' if self.per_channel else 'per-tensor'}{extra}"
+
+
+SCHEMES = {
+    "w8a8-per-tensor": Scheme(8, per_channel=False),
+    "w8a8-per-channel": Scheme(8, per_channel=True),
+    "w4a8-per-channel": Scheme(4, per_channel=True),
+    "w8a8-per-tensor-bc": Scheme(8, per_channel=False, bias_correction=True),
+    "w8a8-per-tensor-cle-bc": Scheme(8, per_channel=False, bias_correction=True, equalize=True),
+    "w8a8-per-channel-pct-bc": Scheme(8, per_channel=True, observer="percentile",
+                                      bias_correction=True),
+    "w4a8-per-channel-bc": Scheme(4, per_channel=True, bias_correction=True),
+    "w8a8-per-channel-ada": Scheme(8, per_channel=True, rounding="adaptive"),
+    "w8a8-per-channel-pct-ada-bc": Scheme(8, per_channel=True, observer="percentile",
+                                          bias_correction=True, rounding="adaptive"),
+    "w4a8-per-channel-ada-bc": Scheme(4, per_channel=True, bias_correction=True,
+                                      rounding="adaptive"),
+    "w8a8-per-channel-la-ada-bc": Scheme(8, per_channel=True, observer="loss_aware",
+                                         bias_correction=True, rounding="adaptive"),
+    "w8a8-per-tensor-cle-la-ada-bc": Scheme(8, per_channel=False, observer="loss_aware",
+                                            bias_correction=True, equalize=True,
+                                            rounding="adaptive"),
+}

@@ -1,0 +1,137 @@
+"""Matplotlib figures. Each function draws on the axes it is given and returns its numbers."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def weights_and_error(report: dict, w, axes=None):
+    """Left: the weight histogram with the integer grid's clip range. Right: the error histogram."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    ax_w, ax_e = axes
+    w = np.asarray(w).ravel()
+    qp = report["qparams"]
+    ax_w.hist(w, bins=200, color="tab:blue", log=True)
+    if qp.scale.size == 1:
+        lo = float((qp.qmin - qp.zero_point) * qp.scale)
+        hi = float((qp.qmax - qp.zero_point) * qp.scale)
+        for v in (lo, hi):
+            ax_w.axvline(v, color="tab:red", ls="--", lw=1)
+    ax_w.set(title=f"weights ({w.size:,} values)", xlabel="value", ylabel="count (log)")
+    err = report["error"].ravel()
+    ax_e.hist(err, bins=101, color="tab:orange")
+    ax_e.set(title=f"{report['bits']}-bit {report['granularity']}: SQNR {report['sqnr_db']:.1f} dB",
+             xlabel="w - dequantize(quantize(w))", ylabel="count")
+    ax_w.figure.tight_layout()
+    return {"sqnr_db": report["sqnr_db"], "max_abs_error": report["max_abs_error"]}
+
+
+def range_mapping(report: dict, x, ax=None):
+    """The data's histogram on the float axis, the integer grid's levels and its clip range."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 3.2))
+    x = np.asarray(x).ravel()
+    ax.hist(x, bins=200, color="tab:blue", alpha=0.8)
+    lo, hi = report["grid"]
+    ax.axvspan(x.min(), lo, color="tab:red", alpha=0.12)
+    ax.axvspan(hi, x.max(), color="tab:red", alpha=0.12)
+    n_levels = report["qmax"] - report["qmin"] + 1
+    if n_levels <= 64:  # draw every level; at 8 bits they would merge into a band
+        levels = (np.arange(report["qmin"], report["qmax"] + 1) - report["zero_point"])
+        for v in levels * report["scale"]:
+            ax.axvline(v, color="black", lw=0.6, alpha=0.5)
+    ax.axvline(0.0, color="tab:green", lw=1.5)
+    ax.set(title=f"scale {report['scale']:.4g}, zero point {report['zero_point']}, "
+                 f"grid [{lo:.3g}, {hi:.3g}] ({n_levels} levels)", xlabel="real value",
+           ylabel="count")
+    ax.figure.tight_layout()
+    return {k: report[k] for k in ("scale", "zero_point", "sqnr_db", "clipped_fraction")}
+
+
+def channel_ranges(report: dict, ax=None):
+    """Each output channel's [min, max] side by side, and its SQNR under both granularities."""
+    if ax is None:
+        _, ax = plt.subplots(1, 2, figsize=(11, 3.2))
+    ranges = report["ranges"]
+    idx = np.arange(len(ranges))
+    ax[0].vlines(idx, ranges[:, 0], ranges[:, 1], color="tab:blue", lw=2)
+    amax = np.abs(ranges).max()
+    ax[0].axhline(amax, color="tab:red", ls="--", lw=1, label="per-tensor grid edge")
+    ax[0].axhline(-amax, color="tab:red", ls="--", lw=1)
+    ax[0].set(title="weight range of each output channel", xlabel="channel", ylabel="value")
+    ax[0].legend(loc="lower right", fontsize=8)
+    for name, color in (("per-tensor", "tab:red"), ("per-channel", "tab:green")):
+        s = np.clip(report[name]["channel_sqnr_db"], -10, 80)
+        ax[1].plot(idx, s, ".", color=color, label=f"{name}: {report[name]['sqnr_db']:.1f} dB")
+    ax[1].set(title="SQNR of each channel", xlabel="channel", ylabel="dB")
+    ax[1].legend(fontsize=8)
+    ax[0].figure.tight_layout()
+    return {"per_tensor": report["per-tensor"]["sqnr_db"],
+            "per_channel": report["per-channel"]["sqnr_db"]}
+
+
+def observer_clips(x, clips: dict, ax=None):
+    """Histogram (log) of activations with each observer's clip range drawn over it."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 3.2))
+    ax.hist(np.asarray(x).ravel(), bins=300, color="tab:gray", log=True)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for (name, (lo, hi)), color in zip(clips.items(), colors, strict=False):
+        ax.axvline(lo, color=color, lw=1.5, label=name)
+        ax.axvline(hi, color=color, lw=1.5)
+    ax.legend(fontsize=8, ncols=len(clips))
+    ax.set(title="activations and the ranges the observers choose", xlabel="value",
+           ylabel="count (log)")
+    ax.figure.tight_layout()
+    return clips
+
+
+def error_histogram(stats: dict, ax=None):
+    """Histogram of the quantization error (as a density) against the uniform model's."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.2))
+    e, step = stats["error"], stats["step"]
+    inside = e[np.abs(e) <= step]
+    ax.hist(inside, bins=60, density=True, color="tab:orange", alpha=0.8, label="measured")
+    ax.hlines(1 / step, -step / 2, step / 2, color="black", lw=2, label="uniform model")
+    ax.set(title=f"{stats['bits']} bits: error / (Δ²/12) = "
+                 f"{stats['variance'] / stats['uniform_variance']:.2f}, mean {stats['mean']:.2g}",
+           xlabel="x̂ - x", ylabel="density")
+    ax.legend(fontsize=8)
+    return {"variance_ratio": stats["variance"] / stats["uniform_variance"],
+            "mean": stats["mean"], "sqnr_db": stats["sqnr_db"]}
+
+
+def sqnr_curve(bits, measured, current: int | None = None, ax=None, label="measured"):
+    """Measured SQNR against bits, with the 6.02·b + 1.76 dB line."""
+    from qkit.core.metrics import theoretical_sqnr_db
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.2))
+    bits = np.asarray(bits)
+    ax.plot(bits, measured, "o-", label=label)
+    ax.plot(bits, [theoretical_sqnr_db(b) for b in bits], "k--", label="6.02 b + 1.76 dB")
+    if current is not None:
+        ax.axvline(current, color="tab:red", lw=1)
+    ax.set(xlabel="bits", ylabel="SQNR (dB)", title="SQNR per bit")
+    ax.legend(fontsize=8)
+    return {"slope_db_per_bit": float(np.polyfit(bits, measured, 1)[0])}
+
+
+def sensitivity_bars(sens: dict, ax=None, top: int | None = None):
+    """Output SQNR with only one layer quantized, per layer and bit width (`qkit.topics.mixed`)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 3))
+    names = sens["layers"]
+    if top is not None:  # the most sensitive layers at the lowest bit width
+        names = sorted(names, key=lambda n: sens["sqnr_db"][n][0])[:top]
+    x = np.arange(len(names))
+    width = 0.8 / len(sens["choices"])
+    for i, b in enumerate(sens["choices"]):
+        ax.bar(x + i * width, [sens["sqnr_db"][n][i] for n in names], width, label=f"{b} bits")
+    ax.set_xticks(x + 0.4 - width / 2, names, rotation=30, ha="right", fontsize=8)
+    ax.set(ylabel="output SQNR (dB)", title="only this layer quantized")
+    ax.legend(fontsize=8, ncol=len(sens["choices"]))
+    return ax

@@ -1,0 +1,115 @@
+"""Activation outliers in a transformer, and SmoothQuant (Xiao et al., ICML 2023).
+
+A few hidden channels of a transformer carry activations tens of times larger than the
+rest. One scale per tensor must cover them, so every other channel gets only a few
+integer levels. SmoothQuant moves the difficulty into the weights, which are easy to
+quantize per channel: for a Linear ``y = x W^T`` and per-input-channel factors ``s``,
+``y = (x / s)(W s)^T`` exactly, with
+
+    s_j = max|x_j|^alpha / max|W_j|^(1 - alpha)      (alpha = 0.5 by default).
+
+In a deployment ``1/s`` is folded into the preceding LayerNorm; here `SmoothedLinear` divides
+explicitly, which computes the same numbers. The quantization itself is simulated in float
+(fake quantization: per-tensor activations at run time, per-channel symmetric weights), the
+arithmetic `qkit.models.minilm.DynamicLinear` runs exactly in integers at 8 bits.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from qkit.models import minilm
+
+# Linears that read a LayerNorm output (where 1/s can be folded): the ones SmoothQuant smooths
+SMOOTHABLE = ("query", "key", "value", "ffn_in")
+
+
+def _fake_quant(x: torch.Tensor, bits: int, axis: int | None, symmetric: bool) -> torch.Tensor:
+    if symmetric:
+        q = 2 ** (bits - 1) - 1
+        m = x.abs().amax(dim=axis, keepdim=True) if axis is not None else x.abs().max()
+        s = m.clamp_min(1e-12) / q
+        return torch.clamp(torch.round(x / s), -q, q) * s
+    lo, hi = x.min().clamp(max=0), x.max().clamp(min=0)
+    s = ((hi - lo) / (2**bits - 1)).clamp_min(1e-12)
+    z = torch.round(-lo / s)
+    return (torch.clamp(torch.round(x / s) + z, 0, 2**bits - 1) - z) * s
+
+
+class SmoothedLinear(nn.Module):
+    """``x -> fq(x / s) fq(W s)^T + b``: per-tensor dynamic activations (``a_bits``, asymmetric),
+    per-output-channel symmetric weights (``w_bits``); ``s = 1`` is plain W/A quantization."""
+
+    def __init__(self, linear: nn.Linear, s: np.ndarray | None, w_bits: int = 8,
+                 a_bits: int = 8):
+        super().__init__()
+        k = linear.in_features
+        self.s = torch.ones(k) if s is None else torch.as_tensor(s, dtype=torch.float32)
+        w = linear.weight.detach() * self.s
+        self.weight = _fake_quant(w, w_bits, axis=1, symmetric=True)
+        self.bias, self.a_bits = linear.bias.detach(), a_bits
+
+    def forward(self, x):
+        return F.linear(_fake_quant(x / self.s, self.a_bits, None, symmetric=False), self.weight,
+                        self.bias)
+
+
+def capture(model: minilm.MiniLM, texts: list[str], max_len: int = 64) -> dict:
+    """Per smoothable Linear: the per-input-channel max |x| over the real tokens of ``texts``."""
+    tok = minilm.tokenizer(max_len)
+    enc = tok.encode_batch(texts)
+    ids = torch.tensor([e.ids for e in enc])
+    att = torch.tensor([e.attention_mask for e in enc])
+    keep = att.bool().reshape(-1)
+    stats, hooks = {}, []
+    for i, layer in enumerate(model.layers):
+        for name in SMOOTHABLE:
+            key = f"{i}.{name}"
+
+            def hook(mod, inputs, out, key=key):
+                x = inputs[0].reshape(-1, inputs[0].shape[-1])[keep]
+                stats[key] = x.abs().amax(dim=0).numpy()
+            hooks.append(getattr(layer, name).register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            model(ids, att)
+    finally:
+        for h in hooks:
+            h.remove()
+    return stats
+
+
+def smoothing_factors(x_absmax: np.ndarray, weight: np.ndarray, alpha: float) -> np.ndarray:
+    """SmoothQuant's ``s_j = max|x_j|^alpha / max|W_j|^(1-alpha)`` (weight (N, K))."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    w_max = np.abs(weight).max(axis=0)
+    s = np.maximum(x_absmax, 1e-5) ** alpha / np.maximum(w_max, 1e-5) ** (1 - alpha)
+    return s.astype(np.float32)
+
+
+def quantized_model(model: minilm.MiniLM, stats: dict | None, alpha: float = 0.5,
+                    w_bits: int = 8, a_bits: int = 8) -> minilm.MiniLM:
+    """A copy with every Linear fake-quantized W``w_bits``A``a_bits``; with ``stats`` (from
+    `capture`) the smoothable ones are smoothed first."""
+    q = copy.deepcopy(model)
+    for i, layer in enumerate(q.layers):
+        for name in minilm._KEYS:
+            mod = getattr(layer, name)
+            if not isinstance(mod, nn.Linear):
+                continue
+            s = None
+            if stats is not None and name in SMOOTHABLE:
+                s = smoothing_factors(stats[f"{i}.{name}"], mod.weight.detach().numpy(), alpha)
+            setattr(layer, name, SmoothedLinear(mod, s, w_bits, a_bits))
+    return q
+
+
+def outlier_summary(stats: dict) -> dict:
+    """How concentrated each input's range is: max over channels / median over channels."""
+    return {k: float(v.max() / np.median(v)) for k, v in stats.items()}
