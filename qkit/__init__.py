@@ -11,7 +11,7 @@ import os
 # next on the same cores (NumPy's BLAS, PyTorch): measured 11 -> 19 ms for a 1024^3 sgemm.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from qkit import kernels, reference  # noqa: E402
+from qkit import _moved, kernels, reference  # noqa: E402
 from qkit.core.checks import AccumulatorOverflowError  # noqa: E402
 from qkit.core.fixedpoint import (  # noqa: E402
     multiply_by_quantized_multiplier,
@@ -41,6 +41,13 @@ from qkit.kernels import (  # noqa: E402
 )
 
 __version__ = "0.1.0"
+
+_moved.install()  # old module names (qkit.widgets, qkit.fbgemm, ...) resolve to their new homes
+
+
+def __getattr__(name: str):
+    return _moved.attribute(name)
+
 
 __all__ = [
     "AccumulatorOverflowError", "QParams", "kernels", "reference", "activation_range", "conv2d",

@@ -55,12 +55,12 @@ def check_int_array(q, name: str, dtypes=INTEGER_OPERANDS, ndim: int | None = No
     return q
 
 
-def check_range(q: np.ndarray, name: str, lo: int, hi: int) -> None:
-    """Values of `q` must lie in [lo, hi] (e.g. a declared 4-bit range in an int8 array)."""
-    qmin, qmax = int(q.min()), int(q.max())
-    if qmin < lo or qmax > hi:
-        raise ValueError(f"{name} has values in [{qmin}, {qmax}], outside the declared range "
-                         f"[{lo}, {hi}]")
+def check_range(q: np.ndarray, name: str, qmin: int, qmax: int) -> None:
+    """Values of `q` must lie in [qmin, qmax] (e.g. a declared 4-bit range in an int8 array)."""
+    low, high = int(q.min()), int(q.max())
+    if low < qmin or high > qmax:
+        raise ValueError(f"{name} has values in [{low}, {high}], outside the declared range "
+                         f"[{qmin}, {qmax}]")
 
 
 def check_qrange(qmin: int, qmax: int) -> tuple[int, int]:
@@ -92,8 +92,8 @@ def max_abs(q: np.ndarray) -> int:
 
 def _dtype_bound(dtype, zero_point: int) -> int:
     """The largest ``|x - zero_point|`` any value of ``dtype`` can have."""
-    lo, hi = _limits(np.dtype(dtype))
-    return max(hi - int(zero_point), int(zero_point) - lo)
+    x_min, x_max = _limits(np.dtype(dtype))
+    return max(x_max - int(zero_point), int(zero_point) - x_min)
 
 
 def dtype_proves_exact(dtype, zero_point: int, k: int, bmax: int) -> bool:
@@ -189,15 +189,15 @@ def check_requantize(acc, zero_point, qmin, qmax, bias, n_params):
     return acc, qmin, qmax
 
 
-def check_qlinear(x, w_n_k, w_max_abs, x_zero_point, multiplier, out_zero_point, qmin, qmax,
-                  bias):
+def check_qlinear(x, w_n_k, w_max_abs, x_zero_point, multiplier, out_zero_point, *, qmin,
+                  qmax, bias):
     """Operands of a quantized linear layer; returns per-column float32 multiplier and bias."""
     x = check_int_array(x, "x_q", INTEGER_OPERANDS, ndim=2)
     n, k = w_n_k
     if x.shape[1] != k:
         raise ValueError(f"x_q is (M,K)={x.shape} but the weights are (N,K)=({n}, {k})")
-    lo, hi = _limits(x.dtype)
-    if int(x_zero_point) != x_zero_point or not lo <= x_zero_point <= hi:
+    x_min, x_max = _limits(x.dtype)
+    if int(x_zero_point) != x_zero_point or not x_min <= x_zero_point <= x_max:
         raise ValueError(f"x_zero_point must be an integer in the range of {x.dtype}, "
                          f"got {x_zero_point}")
     centred = centred_bound(x, x_zero_point, k, w_max_abs)
@@ -229,9 +229,9 @@ def check_conv2d(x, w, stride, padding, dilation, groups, pad_value, w_max_abs=N
         pair = (v, v) if np.ndim(v) == 0 else tuple(v)
         if len(pair) != 2 or any(int(p) != p for p in pair):
             raise ValueError(f"{name} must be an int or a pair of ints, got {v}")
-        lo = 0 if name == "padding" else 1
-        if min(pair) < lo:
-            raise ValueError(f"{name} must be >= {lo}, got {v}")
+        smallest = 0 if name == "padding" else 1
+        if min(pair) < smallest:
+            raise ValueError(f"{name} must be >= {smallest}, got {v}")
         params[name] = (int(pair[0]), int(pair[1]))
     if int(groups) != groups or groups < 1:
         raise ValueError(f"groups must be a positive int, got {groups}")
@@ -246,8 +246,8 @@ def check_conv2d(x, w, stride, padding, dilation, groups, pad_value, w_max_abs=N
     if oh < 1 or ow < 1:
         raise ValueError(f"kernel {w.shape[1:3]} with dilation {(dh, dw)} does not fit the "
                          f"padded input {(x.shape[1] + 2 * ph, x.shape[2] + 2 * pw)}")
-    lo, hi = _limits(x.dtype)
-    if int(pad_value) != pad_value or not lo <= pad_value <= hi:
+    x_min, x_max = _limits(x.dtype)
+    if int(pad_value) != pad_value or not x_min <= pad_value <= x_max:
         raise ValueError(f"pad_value must be an integer in the range of {x.dtype}, got {pad_value}")
     k = w.shape[1] * w.shape[2] * w.shape[3]
     wmax = max_abs(w) if w_max_abs is None else int(w_max_abs)
@@ -271,7 +271,7 @@ def check_pool(x, kernel, stride):
     return x, (kh, kw), (sh, sw), out
 
 
-def check_qadd(a, za, ma, b, zb, mb, zero_point, qmin, qmax):
+def check_qadd(a, za, ma, b, zb, mb, zero_point, *, qmin, qmax):
     a = check_int_array(a, "a", INTEGER_OPERANDS)
     b = check_int_array(b, "b", INTEGER_OPERANDS)
     if a.shape != b.shape:

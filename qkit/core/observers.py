@@ -2,7 +2,7 @@
 
 Each observer sees calibration batches through ``update(x)`` and answers
 ``range()`` (the clip points ``lo, hi``) and ``qparams(...)``. The procedures
-follow QUANT_FACTS.md §4 exactly:
+follow docs/semantics.md ("Calibration observers") exactly:
 
 * `MinMaxObserver` - running min and max (per tensor or per channel);
 * `MovingAverageMinMaxObserver` - ``m += c * (m_batch - m)``, c = 0.01;

@@ -2,7 +2,7 @@
 
 `FbgemmLayer` holds a quantized Linear or Conv2d as plain NumPy arrays and
 runs it with qkit's integer kernels and fbgemm's float32 requantization, so
-that every uint8 output equals PyTorch's (QUANT_FACTS.md §1)::
+that every uint8 output equals PyTorch's (docs/semantics.md, "PyTorch's quantized Linear")::
 
     acc[m,n]  = sum_k x[m,k] * w[n,k]                       (int32; see `accumulation`)
     raw       = acc - zx*(sum_k w[n,k] - zw[n]*K) - zw[n]*sum_k x[m,k]
@@ -168,14 +168,14 @@ class FbgemmLayer:
             if bound is not None:
                 return bound(x_q)
         mult, bias_q = self.requant_params(x_scale)
-        lo = self.out_zero_point if self.relu else 0
+        qmin = self.out_zero_point if self.relu else 0
         if exact:
             if self._packed is None or self._packed[0] is not self.w:  # new weights: repack
                 pack = kernels.pack_conv if self.conv else kernels.pack_weights
                 self._packed, self._bound = (self.w, pack(self.w)), {}
             # the call bound to this input's shape and grid: the next one skips straight to
             # the kernel (BoundQConv / BoundQLinear in qkit.kernels)
-            args = (int(x_zero_point), mult, self.out_zero_point, lo, 255, bias_q)
+            args = (int(x_zero_point), mult, self.out_zero_point, qmin, 255, bias_q)
             c = self.conv
             conv_args = (c["stride"], c["padding"], c["dilation"], c["groups"]) if c else ()
             bound = self._packed[1].bind(x_q, *args, *conv_args)
@@ -185,7 +185,7 @@ class FbgemmLayer:
             return bound(x_q)
         raw = self.accumulate(x_q, accumulation, int(x_zero_point))
         flat = raw.reshape(-1, raw.shape[-1])
-        y = kernels.requantize_float(flat, mult, self.out_zero_point, lo, 255, bias=bias_q)
+        y = kernels.requantize_float(flat, mult, self.out_zero_point, qmin, 255, bias=bias_q)
         return y.reshape(raw.shape)
 
 

@@ -160,9 +160,9 @@ class IntegerModel:
         sx = self.act[op.inputs[0]][0]
         sy, zy = self.act[op.name]
         atws = (np.float32(sx) * sw).astype(np.float32)
-        lo, hi = activation_range(op.activation, sy, zy, 0, 255)
-        return {"w_q": w_q, "w_scale": sw, "n_scales": qp.scale.size, "bits": bits, "lo": lo,
-                "hi": hi,
+        qmin, qmax = activation_range(op.activation, sy, zy, 0, 255)
+        return {"w_q": w_q, "w_scale": sw, "n_scales": qp.scale.size, "bits": bits,
+                "qmin": qmin, "qmax": qmax,
                 "mult": (atws / np.float32(sy)).astype(np.float32),
                 "bias_q": (bias / atws).astype(np.float32),
                 "packed": (kernels.pack_weights(w_q) if op.kind == "linear"
@@ -203,7 +203,7 @@ class IntegerModel:
         if op.kind in ("conv", "linear"):
             L = self.layers[op.name]
             p = op.params
-            args = (zx, L["mult"], zy, L["lo"], L["hi"], L["bias_q"])
+            args = (zx, L["mult"], zy, L["qmin"], L["qmax"], L["bias_q"])
             if op.kind == "conv":
                 args += (p["stride"], p["padding"], p["dilation"], p["groups"])
             if b is not kernels:
@@ -211,7 +211,7 @@ class IntegerModel:
                 return f(x, L["w_q"], *args)
             # the same call, bound once per input shape and grid: later batches go straight
             # to the kernel (the key holds every argument, so nothing stale is ever reused)
-            key = (x.shape, x.dtype.str, zx, zy, L["lo"], L["hi"], L["mult"].tobytes(),
+            key = (x.shape, x.dtype.str, zx, zy, L["qmin"], L["qmax"], L["mult"].tobytes(),
                    L["bias_q"].tobytes())
             bound = L["bound"].get(key)
             if bound is None:
@@ -232,8 +232,9 @@ class IntegerModel:
         if op.kind == "add":
             L = self.layers[op.name]
             za, zb = (self.act[i][1] for i in op.inputs)
-            lo, hi = activation_range(op.activation, self.act[op.name][0], zy, 0, 255)
-            return b.qadd(x, za, L["ma"], vals[op.inputs[1]], zb, L["mb"], zy, lo, hi)
+            qmin, qmax = activation_range(op.activation, self.act[op.name][0], zy, 0, 255)
+            return b.qadd(x, za, L["ma"], vals[op.inputs[1]], zb, L["mb"], zy, qmin=qmin,
+                          qmax=qmax)
         raise ValueError(f"unknown op kind {op.kind}")
 
     def dequantize_output(self, q: np.ndarray) -> np.ndarray:

@@ -34,11 +34,12 @@ from qkit.core.metrics import sqnr_db
 GRIDS = ("uniform", "kmeans", "log", "nf")
 
 
-def check_bits(bits, lo: int = 2, hi: int = 8) -> int:
-    """Codes are uint8 and the grids need a sign bit: ``lo <= bits <= hi``."""
+def check_bits(bits, min_bits: int = 2, max_bits: int = 8) -> int:
+    """Codes are uint8 and the grids need a sign bit: ``min_bits <= bits <= max_bits``."""
     bits = _check_bits(bits)
-    if not lo <= bits <= hi:
-        raise ValueError(f"bits must be in {lo}..{hi} for a codebook grid, got {bits}")
+    if not min_bits <= bits <= max_bits:
+        raise ValueError(f"bits must be in {min_bits}..{max_bits} for a codebook grid, got "
+                         f"{bits}")
     return bits
 NF4_OFFSET = 0.9677083  # bitsandbytes create_normal_map: (1 - 1/(2*15) + 1 - 1/(2*16)) / 2
 
@@ -48,7 +49,7 @@ def nf_levels(bits: int = 4) -> np.ndarray:
     quantiles plus an exact 0, normalized by the largest (QLoRA's asymmetric construction)."""
     from scipy.stats import norm
 
-    bits = check_bits(bits, 2, 8)
+    bits = check_bits(bits)
     half = 2 ** (bits - 1)
     pos = norm.ppf(np.linspace(NF4_OFFSET, 0.5, half + 1)[:-1])
     neg = -norm.ppf(np.linspace(NF4_OFFSET, 0.5, half)[:-1])
@@ -58,14 +59,14 @@ def nf_levels(bits: int = 4) -> np.ndarray:
 
 def uniform_levels(bits: int) -> np.ndarray:
     """2^b - 1 evenly spaced levels in [-1, 1], including 0 (symmetric, narrow range)."""
-    bits = check_bits(bits, 2, 8)
+    bits = check_bits(bits)
     q = 2 ** (bits - 1) - 1
     return (np.arange(-q, q + 1) / q).astype(np.float32)
 
 
 def log_levels(bits: int) -> np.ndarray:
     """0 and +-2^-i for i = 0 .. 2^(b-1) - 2: 2^b - 1 levels in [-1, 1]."""
-    bits = check_bits(bits, 2, 8)
+    bits = check_bits(bits)
     pos = 2.0 ** -np.arange(2 ** (bits - 1) - 1)
     return np.concatenate([-pos, [0.0], pos[::-1]]).astype(np.float32)
 
@@ -75,7 +76,7 @@ def kmeans_levels(w, bits: int, seed: int = 0) -> np.ndarray:
     min and max as Deep Compression recommends; sorted, in the units of ``w``."""
     from sklearn.cluster import KMeans
 
-    bits = check_bits(bits, 2, 8)
+    bits = check_bits(bits)
     x = np.asarray(w, np.float64).reshape(-1, 1)
     k = min(2 ** bits, len(np.unique(x)))
     init = np.linspace(x.min(), x.max(), k).reshape(-1, 1)
@@ -124,7 +125,7 @@ def quantize(w, grid: str = "nf", bits: int = 4, block: int | None = None,
         raise ValueError(f"w must be (N, ...) with at least one weight, got shape {w.shape}")
     if grid not in GRIDS:
         raise ValueError(f"grid must be one of {GRIDS}, got {grid!r}")
-    bits = check_bits(bits, 2, 8)
+    bits = check_bits(bits)
     w2 = w.reshape(w.shape[0], -1).astype(np.float32)
     n, k = w2.shape
     block = k if block is None else int(block)
@@ -185,3 +186,9 @@ def lut_matmul(x_q: np.ndarray, x_scale: float, x_zero_point: int, cw: CodebookW
 
 
 # --- whole models ---------------------------------------------------------------------------
+
+
+def compare_grids(w, bits: int, block: int | None = None) -> dict:
+    """Every grid of `GRIDS` on ``w`` at ``bits``: ``{grid: (report, dequantized weights)}``."""
+    return {grid: (report(w, grid, bits, block), quantize(w, grid, bits, block).dequantize())
+            for grid in GRIDS}

@@ -25,7 +25,7 @@ pair of K values of a panel contiguous. fbgemm's AVX2 path uses ``vpmaddubsw`` *
 this bound (its pairs saturate: `qkit.kernels.gemm_pairs16` reproduces that); qkit
 only takes the fast path when it is exact.
 
-In Python, one ``vpmaddwd`` step of a ``rows x 16`` tile (`qkit.reference.simd`)::
+In Python, one ``vpmaddwd`` step of a ``rows x 16`` tile (`reference.simd`)::
 
     for q in range(k_pairs):                       # K in steps of 2
         b0, b1 = panels[panel, q, :8], panels[panel, q, 8:]   # (8, 2) int16 each
@@ -65,7 +65,8 @@ def _row_pointers(builder, data, element, a_row, k_pairs, rows):
 
 
 def madd_wd_tile(builder, a_data, a_row, panels_data, panel, k_pairs, rows: int) -> list:
-    """``rows x 16`` tile of ``a16 @ w.T``: a16 (M, 2 kp) int16, panels (n, kp, 16, 2) int16."""
+    """``rows x 16`` tile of ``a16 @ w.T``: a16 (M, 2 k_pairs) int16, panels
+    (n, k_pairs, 16, 2) int16."""
     pmadd = sx.instruction(builder, "llvm.x86.avx2.pmadd.wd")
     row_ptrs = _row_pointers(builder, a_data, sx.I32, a_row, k_pairs, rows)
     b_vec = builder.bitcast(panels_data, _V16I16.as_pointer())
@@ -88,7 +89,7 @@ def madd_wd_tile(builder, a_data, a_row, panels_data, panel, k_pairs, rows: int)
 
 def madd_ub_tile(builder, a_data, a_row, panels_data, panel, k_pairs, steps, rows: int):
     """``rows x 16`` tile of ``a_u8 @ w.T`` summed in int16 for ``steps`` pairs at a time,
-    then widened into int32: a (M, 2 kp) uint8, panels (n, kp, 16, 2) int8."""
+    then widened into int32: a (M, 2 k_pairs) uint8, panels (n, k_pairs, 16, 2) int8."""
     pmadd = sx.instruction(builder, "llvm.x86.avx2.pmadd.ub.sw")
     row_ptrs = _row_pointers(builder, a_data, sx.I16, a_row, k_pairs, rows)
     b_base = builder.gep(builder.bitcast(panels_data, _V32I8.as_pointer()),
@@ -166,7 +167,7 @@ _ub_4rows, _ub_1row = _ub_tile(ROWS_UB), _ub_tile(1)
 
 @njit(cache=True, parallel=True)
 def gemm_madd_wd(a16, panels, out):
-    # a16 (M, 2 kp) int16, panels (n_panels, kp, 16, 2) int16 -> out (M, 16 n_panels) int32
+    # a16 (M, 2 k_pairs) int16, panels (n_panels, k_pairs, 16, 2) int16 -> out (M, 16 n_panels)
     m_len = a16.shape[0]
     full = m_len // ROWS_WD * ROWS_WD
     for p in prange(panels.shape[0]):
@@ -178,7 +179,8 @@ def gemm_madd_wd(a16, panels, out):
 
 @njit(cache=True, parallel=True)
 def gemm_madd_ub(a, panels, out, steps):
-    # a (M, 2 kp) uint8, panels (n_panels, kp, 16, 2) int8, int16 sums widened every `steps`
+    # a (M, 2 k_pairs) uint8, panels (n_panels, k_pairs, 16, 2) int8; int16 sums widened to
+    # int32 every `steps` pairs
     m_len = a.shape[0]
     full = m_len // ROWS_UB * ROWS_UB
     for p in prange(panels.shape[0]):

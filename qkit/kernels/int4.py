@@ -14,9 +14,9 @@ def _pack_nb(q, out):
     n = q.shape[1]
     for r in range(q.shape[0]):
         for j in range(out.shape[1]):
-            lo = np.int32(q[r, 2 * j]) & 15
-            hi = np.int32(q[r, 2 * j + 1]) & 15 if 2 * j + 1 < n else 0
-            out[r, j] = lo | (hi << 4)
+            low = np.int32(q[r, 2 * j]) & 15
+            high = np.int32(q[r, 2 * j + 1]) & 15 if 2 * j + 1 < n else 0
+            out[r, j] = low | (high << 4)
 
 
 @njit(cache=True)

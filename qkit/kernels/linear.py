@@ -53,7 +53,7 @@ class BoundQLinear:
         x_zero_point, multiplier, out_zero_point, qmin, qmax, bias = args
         x, qmin, qmax, mult, bias = check_qlinear(x, (packed.n, packed.k), packed.max_abs,
                                                   x_zero_point, multiplier, out_zero_point,
-                                                  qmin, qmax, bias)
+                                                  qmin=qmin, qmax=qmax, bias=bias)
         self.shape, self.dtype, self._packed, self._args = x.shape, x.dtype, packed, args
         self._recheck = not dtype_proves_exact(x.dtype, x_zero_point, packed.k, packed.max_abs)
         grid = (x_zero_point, mult, bias, out_zero_point, qmin, qmax)
@@ -81,8 +81,8 @@ def qlinear(x_q, w, x_zero_point: int, multiplier, out_zero_point: int, qmin: in
     """
     packed = w if isinstance(w, PackedWeights) else pack_weights(w)
     x_q, qmin, qmax, mult, bias = check_qlinear(x_q, (packed.n, packed.k), packed.max_abs,
-                                                x_zero_point, multiplier, out_zero_point, qmin,
-                                                qmax, bias)
+                                                x_zero_point, multiplier, out_zero_point,
+                                                qmin=qmin, qmax=qmax, bias=bias)
     x_q = np.ascontiguousarray(x_q)
     if dispatch.USE_VNNI:
         grid = (x_zero_point, mult, bias, out_zero_point, qmin, qmax)

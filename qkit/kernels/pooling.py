@@ -43,7 +43,11 @@ def avgpool2d(x, kernel, stride=None) -> np.ndarray:
 
 
 @njit(cache=True, parallel=True)
-def _qadd(a, za, ma, b, zb, mb, zp, qmin, qmax, out):
+def _qadd(a_grid, b_grid, out_grid, out):
+    # out = clamp(rne(f32(f32(a - za) * ma + f32(b - zb) * mb)) + zp, qmin, qmax), flat
+    a, za, ma = a_grid
+    b, zb, mb = b_grid
+    zp, qmin, qmax = out_grid
     for i in prange(a.shape[0]):
         fa = np.float32(np.float32(np.int32(a[i]) - za) * ma)
         fb = np.float32(np.float32(np.int32(b[i]) - zb) * mb)
@@ -55,11 +59,11 @@ def qadd(a, a_zero_point: int, a_mult, b, b_zero_point: int, b_mult, zero_point:
          qmin: int, qmax: int) -> np.ndarray:
     """Residual add of two quantized tensors into a third grid (see the reference)."""
     a, b, ma, mb, qmin, qmax, dtype = check_qadd(a, a_zero_point, a_mult, b, b_zero_point,
-                                                 b_mult, zero_point, qmin, qmax)
+                                                 b_mult, zero_point, qmin=qmin, qmax=qmax)
     out = np.empty(a.size, dtype)
-    _qadd(np.ascontiguousarray(a).ravel(), np.int32(a_zero_point), ma,
-          np.ascontiguousarray(b).ravel(), np.int32(b_zero_point), mb, float(zero_point),
-          float(qmin), float(qmax), out)
+    _qadd((np.ascontiguousarray(a).ravel(), np.int32(a_zero_point), ma),
+          (np.ascontiguousarray(b).ravel(), np.int32(b_zero_point), mb),
+          (float(zero_point), float(qmin), float(qmax)), out)
     return out.reshape(a.shape)
 
 

@@ -86,7 +86,8 @@ def _grid(x, w_shape, w_max, args):
     x_zero_point, multiplier, out_zero_point, qmin, qmax, bias = args
     flat_x = x.reshape(-1, x.shape[3])[:, :1]  # only for the checks' dtype and zero point
     _, qmin, qmax, mult, bias = check_qlinear(flat_x, (w_shape[0], 1), w_max, x_zero_point,
-                                              multiplier, out_zero_point, qmin, qmax, bias)
+                                              multiplier, out_zero_point, qmin=qmin, qmax=qmax,
+                                              bias=bias)
     return (x_zero_point, mult, bias, out_zero_point, qmin, qmax)
 
 

@@ -30,8 +30,11 @@ def _rdbpot(x, e):
 
 
 @njit(cache=True, parallel=True)
-def _requantize_fixed_nb(acc, m0, shift, bias, has_bias, zp, qmin, qmax, out):
-    # acc (M,N) s32; m0/shift (1,) or (N,); bias (N,) s32
+def _requantize_fixed_nb(acc, multiplier, bias, out_grid, out):
+    # acc (M,N) s32; multiplier = (m0, shift), each (1,) or (N,); bias = (values (N,), used)
+    m0, shift = multiplier
+    bias, has_bias = bias
+    zp, qmin, qmax = out_grid
     m_len, n_len = acc.shape
     for m in prange(m_len):
         for n in range(n_len):
@@ -72,7 +75,8 @@ def requantize_fixed(acc, multiplier, shift, zero_point: int, qmin: int, qmax: i
         raise ValueError("multiplier and shift must have the same number of values")
     b = np.zeros(1, np.int64) if bias is None else np.asarray(bias, np.int32).astype(np.int64)
     out = np.empty(acc.shape, storage_dtype(qmin, qmax))
-    _requantize_fixed_nb(acc, m0, shift, b, bias is not None, int(zero_point), qmin, qmax, out)
+    _requantize_fixed_nb(acc, (m0, shift), (b, bias is not None), (int(zero_point), qmin, qmax),
+                         out)
     return out
 
 

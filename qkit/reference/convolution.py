@@ -73,7 +73,7 @@ def qconv2d(x, w, x_zero_point: int, multiplier, out_zero_point: int, qmin: int,
     x = np.asarray(x)
     _, qmin, qmax, mult, bias = check_qlinear(x.reshape(-1, x.shape[3])[:, :1], (w.shape[0], 1),
                                               max_abs(w), x_zero_point, multiplier,
-                                              out_zero_point, qmin, qmax, bias)
+                                              out_zero_point, qmin=qmin, qmax=qmax, bias=bias)
     raw = acc.reshape(-1, w.shape[0]).astype(np.int64)
     raw -= int(x_zero_point) * w.reshape(w.shape[0], -1).astype(np.int64).sum(axis=1)
     y = requantize_float(raw.astype(np.int32), mult, out_zero_point, qmin, qmax, bias)

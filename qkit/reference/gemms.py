@@ -41,7 +41,7 @@ def gemm_pairs16(a, w) -> np.ndarray:
 
     ``acc = sum_p sat16(a[2p] * w[2p] + a[2p+1] * w[2p+1])``; an odd K pairs
     its last element with 0. This is what fbgemm computes on CPUs without VNNI
-    (QUANT_FACTS.md §1); it equals `gemm` whenever no pair leaves int16.
+    (docs/semantics.md, "accumulation"); it equals `gemm` whenever no pair leaves int16.
 
     >>> a = np.array([[255, 255]], dtype=np.uint8)
     >>> w = np.array([[127, 127]], dtype=np.int8)
@@ -108,6 +108,7 @@ def qlinear(x_q, w, x_zero_point: int, multiplier, out_zero_point: int, qmin: in
     """
     w = check_int_array(w, "w", (np.int8,), ndim=2)
     x_q, qmin, qmax, mult, bias = check_qlinear(x_q, w.shape, max_abs(w), x_zero_point,
-                                                multiplier, out_zero_point, qmin, qmax, bias)
+                                                multiplier, out_zero_point, qmin=qmin, qmax=qmax,
+                                                bias=bias)
     raw = gemm(x_q, w).astype(np.int64) - int(x_zero_point) * w.astype(np.int64).sum(axis=1)
     return requantize_float(raw.astype(np.int32), mult, out_zero_point, qmin, qmax, bias)

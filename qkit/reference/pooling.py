@@ -53,7 +53,7 @@ def qadd(a, a_zero_point: int, a_mult, b, b_zero_point: int, b_mult, zero_point:
     array([10], dtype=uint8)
     """
     a, b, ma, mb, qmin, qmax, dtype = check_qadd(a, a_zero_point, a_mult, b, b_zero_point,
-                                                 b_mult, zero_point, qmin, qmax)
+                                                 b_mult, zero_point, qmin=qmin, qmax=qmax)
     fa = ((a.astype(np.int32) - a_zero_point).astype(np.float32) * ma).astype(np.float32)
     fb = ((b.astype(np.int32) - b_zero_point).astype(np.float32) * mb).astype(np.float32)
     y = np.rint((fa + fb).astype(np.float32)) + zero_point

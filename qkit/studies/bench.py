@@ -205,8 +205,9 @@ def conv_impls(layer, seed: int = 0) -> tuple[dict, float]:
         mult, bias_q = layer_q.requant_params(4 / 255)
         cv = layer_q.conv
         impls["qkit int8 exact"] = lambda: kernels.qconv2d(
-            x_nhwc, layer_q.w, 0, mult, layer_q.out_zero_point, 0, 255, bias_q, cv["stride"],
-            cv["padding"], cv["dilation"], cv["groups"])
+            x_nhwc, layer_q.w, 0, mult, layer_q.out_zero_point, 0, 255, bias=bias_q,
+            stride=cv["stride"], padding=cv["padding"], dilation=cv["dilation"],
+            groups=cv["groups"])
     oh = (h + 2 * (k // 2) - k) // s + 1
     ops = 2.0 * n * oh * oh * o * k * k * (c // g)
     return impls, ops

@@ -40,3 +40,14 @@ def precompute(progress: bool = True, bits_list=(8, 4, 3, 2), epochs: int = 3) -
             "ptq_weight_steps": {k: L["w_scale"].tolist() for k, L in ptq.layers.items()
                                  if "w_scale" in L}})
     return out
+
+
+def format_rows(result: dict) -> str:
+    """The stored study as the table notebook 07 prints: accuracy per weight bit width."""
+    lines = [f"fp32: {result['fp32']:.1%}   (1,000 test images)",
+             f"{'weights':>8} {'PTQ':>8} {'QAT':>8} {'QAT fake-quant':>15} {'train s':>8}"]
+    for r in result["rows"]:
+        lines.append(f"{'W' + str(r['bits']) + 'A8':>8} {r['ptq_integer']:>8.1%} "
+                     f"{r['qat_integer']:>8.1%} {r['qat_fake_quant']:>15.1%} "
+                     f"{r['seconds']:>8.0f}")
+    return "\n".join(lines)

@@ -82,3 +82,23 @@ def layer_sqnr(im, x, ops_kinds=("conv", "linear", "add")) -> list[tuple[str, fl
             y = y.transpose(0, 3, 1, 2)  # NHWC -> NCHW
         out.append((op.name, sqnr_db(ref[op.name].numpy(), y)))
     return out
+
+
+def ptq_report(model, calibration, x_test, y_test, scheme, sqnr_images: int = 256) -> dict:
+    """A float model quantized with ``scheme`` on qkit's integer engine: test accuracy, the
+    SQNR of every layer's output on the first ``sqnr_images`` test images, and the bytes."""
+    from qkit.engine import IntegerModel
+
+    im = IntegerModel.from_float(model, calibration, scheme)
+    layers = layer_sqnr(im, x_test[:sqnr_images])
+    return {"accuracy": float((im(x_test).argmax(1) == y_test).mean()), "layers": layers,
+            "last_db": layers[-1][1], "bytes": im.size_bytes(), "label": im.scheme.label}
+
+
+def layer_sqnr_by_scheme(model, calibration, x, schemes, batch: int = 256) -> dict:
+    """`layer_sqnr` of ``model`` quantized with each named scheme of `qkit.engine.SCHEMES`
+    (calibrated ``batch`` images at a time): ``{scheme: [(layer, dB), ...]}``."""
+    from qkit.engine import SCHEMES, IntegerModel
+
+    return {name: layer_sqnr(IntegerModel.from_float(model, calibration, SCHEMES[name],
+                                                     batch=batch), x) for name in schemes}

@@ -56,3 +56,20 @@ def channel_report(w, bits: int = 8, axis: int = 0) -> dict:
     moved = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
     out["ranges"] = np.stack([moved.min(axis=1), moved.max(axis=1)], axis=1)
     return out
+
+
+def observer_ranges(x, bits: int = 8) -> dict:
+    """The range each calibration observer picks for ``x`` and the MSE of that grid."""
+    from qkit.core.observers import OBSERVERS, ACIQObserver, EntropyObserver, MSEObserver
+
+    makers = {"min-max": OBSERVERS["minmax"], "percentile 99.99": OBSERVERS["percentile"],
+              "MSE": lambda: MSEObserver(bits), "KL (TensorRT)": lambda: EntropyObserver(bits),
+              "ACIQ Laplace": lambda: ACIQObserver(bits, "laplace")}
+    signed = bool(np.min(x) < 0)
+    out = {}
+    for name, make in makers.items():
+        low, high = make().update(x).range()
+        qp = qparams_from_range(low, high, bits=bits, signed=signed, symmetric=signed)
+        err = np.asarray(x, np.float64) - kernels.fake_quantize(x, qp)
+        out[name] = {"range": (float(low), float(high)), "mse": float(np.mean(err**2))}
+    return out

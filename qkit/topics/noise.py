@@ -65,3 +65,9 @@ def image_at_bits(img, bits: int) -> np.ndarray:
     qp = qparams_from_range(0.0, 255.0, bits, signed=False)
     return np.clip(np.rint(kernels.fake_quantize(img.astype(np.float32), qp)), 0, 255
                    ).astype(np.uint8)
+
+
+def image_report(img, bits: int) -> dict:
+    """A uint8 photo at ``bits`` bits per pixel (1 bit: a threshold at 128) and its SQNR."""
+    shown = image_at_bits(img, bits) if bits > 1 else (img >= 128).astype(np.uint8) * 255
+    return {"shown": shown, "sqnr_db": sqnr_db(img.astype(np.float32), shown.astype(np.float32))}

@@ -26,10 +26,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from qkit import data
 from qkit.core.qparams import qrange
 from qkit.engine import IntegerModel, Scheme
 from qkit.engine.floatrun import run_graph
 from qkit.engine.graph import trace
+from qkit.models import mnist_cnn
 
 SEED = 20261127
 
@@ -136,7 +138,6 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, weight_bits: int,
     training; returns the net and its curves (loss per step, test accuracy per epoch)."""
     from tqdm.auto import tqdm
 
-    from qkit.models.mnist_cnn import augment
 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -153,7 +154,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, weight_bits: int,
         order = torch.randperm(len(x), generator=gen)
         for i in range(0, len(x), batch):
             idx = order[i:i + batch]
-            loss = F.cross_entropy(net(augment(x[idx], gen)), y[idx])
+            loss = F.cross_entropy(net(mnist_cnn.augment(x[idx], gen)), y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -172,16 +173,43 @@ def evaluate(net: nn.Module, x: torch.Tensor, labels: np.ndarray) -> float:
         return float((net(x).argmax(1).numpy() == labels).mean())
 
 
-def ste_picture(bits: int = 2, lo: float = -1.5, hi: float = 1.5, n: int = 601) -> dict:
+def ste_picture(bits: int = 2, x_min: float = -1.5, x_max: float = 1.5, n: int = 601) -> dict:
     """Forward (staircase) and backward (clipped STE) of a fixed-step quantizer on a line."""
     q = qrange(bits, True, narrow_range=True)
     scale = 1.0 / q[1]
-    x = torch.linspace(lo, hi, n, requires_grad=True)
+    x = torch.linspace(x_min, x_max, n, requires_grad=True)
     y = fake_quantize_ste(x, scale, *q)
     y.sum().backward()
     return {"x": x.detach().numpy(), "y": y.detach().numpy(), "grad": x.grad.numpy(),
-            "scale": scale, "qmin": q[0], "qmax": q[1]}
+            "scale": scale, "qmin": q[0], "qmax": q[1], "bits": bits}
 
 
-__all__ = ["LSQ", "QatNet", "fake_quantize_ste", "round_ste", "scale_grad",
-           "ste_picture", "train"]
+def mnist_run(weight_bits: int = 2, epochs: int = 1, threads: int = 2) -> dict:
+    """A QAT run of notebook 07 on the MNIST CNN: PTQ and QAT at ``weight_bits``, both run on
+    the integer engine, and how often the integer model agrees with its fake-quantized twin."""
+    torch.set_num_threads(threads)
+    split, model = data.mnist5k(), mnist_cnn.load()
+    x, y = mnist_cnn.to_input(split["x_train"]), torch.from_numpy(split["y_train"])
+    x_test, y_test = mnist_cnn.to_input(split["x_test"]), split["y_test"]
+    net, curves = train(model, x, y, weight_bits=weight_bits, epochs=epochs,
+                        eval_set=(x_test, y_test))
+    integer = net.to_integer(x[:256].numpy())(x_test.numpy()).argmax(1)
+    ptq = IntegerModel.from_float(model, x[:256].numpy(), Scheme(weight_bits))
+    with torch.no_grad():
+        fake = net(x_test).argmax(1).numpy()
+    return {"bits": weight_bits, "ptq": float((ptq(x_test.numpy()).argmax(1) == y_test).mean()),
+            "qat_fake_quant": curves["test_accuracy"][-1],
+            "qat_integer": float((integer == y_test).mean()),
+            "agreement": float((integer == fake).mean())}
+
+
+def describe_run(r: dict) -> str:
+    """`mnist_run`'s numbers as two lines of text."""
+    return (f"PTQ W{r['bits']}A8: {r['ptq']:.1%}   QAT fake-quant: {r['qat_fake_quant']:.1%}   "
+            f"QAT on the integer engine: {r['qat_integer']:.1%}\n"
+            f"integer and fake-quant predictions agree on {r['agreement']:.1%} of the test "
+            "images")
+
+
+__all__ = ["LSQ", "QatNet", "describe_run", "fake_quantize_ste", "mnist_run", "round_ste",
+           "scale_grad", "ste_picture", "train"]

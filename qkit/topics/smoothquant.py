@@ -113,3 +113,30 @@ def quantized_model(model: minilm.MiniLM, stats: dict | None, alpha: float = 0.5
 def outlier_summary(stats: dict) -> dict:
     """How concentrated each input's range is: max over channels / median over channels."""
     return {k: float(v.max() / np.median(v)) for k, v in stats.items()}
+
+
+class SmoothingStudy:
+    """SmoothQuant on MiniLM for the explorer of notebook 10: the embedding cosine to fp32 of
+    plain and smoothed W8A``a_bits`` fake quantization on ``texts``, and one layer's factors.
+    Plain cosines are kept per bit width (they do not depend on alpha)."""
+
+    def __init__(self, model, stats: dict, texts: list[str], max_len: int = 64):
+        self.model, self.stats, self.texts, self.max_len = model, stats, texts, max_len
+        self.ref = minilm.embed(model, texts, max_len)
+        self._plain = {}
+
+    def cosine(self, m) -> float:
+        return float((minilm.embed(m, self.texts, self.max_len) * self.ref).sum(axis=1).mean())
+
+    def at(self, alpha: float, a_bits: int, layer: str) -> dict:
+        if a_bits not in self._plain:
+            self._plain[a_bits] = self.cosine(quantized_model(self.model, None, w_bits=8,
+                                                              a_bits=a_bits))
+        smoothed = self.cosine(quantized_model(self.model, self.stats, alpha, 8, a_bits))
+        i, name = layer.split(".")
+        w = getattr(self.model.layers[int(i)], name).weight.detach().numpy()
+        x = self.stats[layer]
+        s = smoothing_factors(x, w, alpha)
+        return {"plain": self._plain[a_bits], "smoothed": smoothed, "a_bits": a_bits,
+                "before": float(x.max() / np.median(x)),
+                "after": float((x / s).max() / np.median(x / s)), "w": w, "s": s}

@@ -45,9 +45,9 @@ def available(number: int) -> bool:
 def operands(number: int, m: int, k: int, n: int, seed: int = 0):
     """Seeded uint8 activations (M,K) and int8 weights (N,K) in the version's weight range."""
     rng = np.random.default_rng(seed)
-    lo, hi = getattr(module(number), "WEIGHT_RANGE", (-127, 127))
+    w_min, w_max = getattr(module(number), "WEIGHT_RANGE", (-127, 127))
     a = rng.integers(0, 256, (m, k), dtype=np.uint8)
-    w = rng.integers(lo, hi + 1, (n, k), dtype=np.int8)
+    w = rng.integers(w_min, w_max + 1, (n, k), dtype=np.int8)
     return a, w
 
 

@@ -123,7 +123,7 @@ _requant_8px, _requant_4px, _requant_1px = (_requant_conv_tile(r) for r in (ROWS
 
 @njit(cache=True, parallel=True)
 def _conv_direct(xp, window, panels, out):
-    # xp padded u8 (flat), window = (offs, taps, quads_per_tap) -> out (pixels, O) s32
+    # xp padded u8, window = (offs, taps, quads_per_tap) -> out (pixels, O) s32
     total, n_panels = window[0].shape[0], panels.shape[0]
     four, ones = tail_rows(total)
     for i in prange(total // ROWS):

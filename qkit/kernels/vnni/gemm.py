@@ -125,7 +125,7 @@ def tail_rows(total):
 
 @njit(cache=True, parallel=True)
 def _gemm_vnni(a, panels, out):
-    # a (M, 4*kq) u8, panels (n_panels, kq, 32, 4) s8 -> out (M, >= 32*n_panels or N) s32
+    # a (M, 4 k_quads) u8, panels (n_panels, k_quads, 32, 4) s8 -> out (M, >= 32*n_panels or N) s32
     m_len = a.shape[0]
     four, ones = tail_rows(m_len)
     for p in prange(panels.shape[0]):

@@ -89,7 +89,7 @@ _int4_4rows, _int4_1row = _int4_tile(ROWS), _int4_tile(1)
 
 @njit(cache=True, parallel=True)
 def _gemm_int4_vnni(a, panels, out):
-    # a (M, 8*ko) u8, panels int4 (n_panels, ko, 32, 4) -> out (M, >= 32*n_panels or N) s32
+    # a (M, 8 k_octets) u8, panels int4 (n_panels, k_octets, 32, 4) -> out (M, >= N) s32
     m_len = a.shape[0]
     full = m_len // ROWS * ROWS
     for p in prange(panels.shape[0]):

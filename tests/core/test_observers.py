@@ -119,7 +119,7 @@ def test_histogram_grows_with_same_bin_width(rng):
 
 
 def _mse_literal(hist, edges, bits=8, start_bin=128):
-    """The procedure as written in QUANT_FACTS.md §4, one candidate at a time."""
+    """The procedure as written in docs/semantics.md, one candidate at a time."""
     centres = (edges[:-1] + edges[1:]) / 2
     best, best_amax = np.inf, None
     qmax = 2 ** (bits - 1) - 1

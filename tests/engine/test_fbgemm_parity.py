@@ -104,3 +104,11 @@ def test_avx2_pair_saturation_matches_fbgemm_avx2_path():
 def test_from_torch_rejects_other_modules():
     with pytest.raises(TypeError, match="reads quantized Linear/Conv2d"):
         from_torch(torch.nn.Linear(2, 2))
+
+
+def test_random_torch_linear_matches_on_this_cpu():
+    pytest.importorskip("torch.ao.nn.quantized")
+    from qkit.engine import fbgemm
+
+    module, x_q, sx, zx, y = fbgemm.random_torch_linear(k=64, n=16, m=8)
+    assert np.array_equal(fbgemm.from_torch(module)(x_q, sx, zx), y)

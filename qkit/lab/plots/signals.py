@@ -1,4 +1,6 @@
-"""Matplotlib figures. Each function draws on the axes it is given and returns its numbers."""
+"""Figures of signals, grids and their error (notebooks 00-03).
+
+Each function draws on the axes it is given (or new ones) and returns its numbers."""
 
 from __future__ import annotations
 
@@ -120,18 +122,28 @@ def sqnr_curve(bits, measured, current: int | None = None, ax=None, label="measu
     return {"slope_db_per_bit": float(np.polyfit(bits, measured, 1)[0])}
 
 
-def sensitivity_bars(sens: dict, ax=None, top: int | None = None):
-    """Output SQNR with only one layer quantized, per layer and bit width (`qkit.topics.mixed`)."""
+def image_and_error(img, shown, bits: int, axes=None):
+    """A photo at ``bits`` bits per pixel next to its error against the original."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(7, 3.2), dpi=72)
+    err = shown.astype(np.int16) - img.astype(np.int16)
+    axes[0].imshow(shown, cmap="gray", vmin=0, vmax=255)
+    axes[0].set_title(f"{bits} bits: {2 ** bits} grey levels")
+    axes[1].imshow(err, cmap="coolwarm", vmin=-64, vmax=64)
+    axes[1].set_title("error")
+    for a in axes:
+        a.axis("off")
+    axes[0].figure.tight_layout()
+    return {"max_abs_error": int(np.abs(err).max())}
+
+
+def fixed_point_difference(sweep: dict, ax=None):
+    """Fixed-point requantization minus exact rounding across a sweep of accumulators
+    (`qkit.topics.arithmetic.requant_sweep`)."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(10, 3))
-    names = sens["layers"]
-    if top is not None:  # the most sensitive layers at the lowest bit width
-        names = sorted(names, key=lambda n: sens["sqnr_db"][n][0])[:top]
-    x = np.arange(len(names))
-    width = 0.8 / len(sens["choices"])
-    for i, b in enumerate(sens["choices"]):
-        ax.bar(x + i * width, [sens["sqnr_db"][n][i] for n in names], width, label=f"{b} bits")
-    ax.set_xticks(x + 0.4 - width / 2, names, rotation=30, ha="right", fontsize=8)
-    ax.set(ylabel="output SQNR (dB)", title="only this layer quantized")
-    ax.legend(fontsize=8, ncol=len(sens["choices"]))
-    return ax
+        _, ax = plt.subplots(figsize=(10, 3.0))
+    ax.plot(sweep["acc"], sweep["difference"], ".", ms=2)
+    ax.set(title=f"m = {sweep['m']:.6g} = {sweep['m0']} x 2^({sweep['shift']} - 31): fixed "
+                 "point minus exact rounding", xlabel="accumulator", ylabel="difference")
+    ax.figure.tight_layout()
+    return {"max_diff": sweep["max_diff"]}

@@ -1,0 +1,102 @@
+"""Exercises of notebook 01 (range mapping): checkers, and their reference solutions."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qkit.core.qparams import qparams_from_range, qparams_from_tensor, qrange
+from qkit.lab.exercises.feedback import Feedback, report
+
+RANGE_QUESTION = {"lo": -0.5, "hi": 4.5, "bits": 8, "signed": False}
+
+
+def scale_and_zero_point(scale: float, zero_point: int) -> Feedback:
+    """Exercise 1: the uint8 asymmetric scale and zero point for the range [-0.5, 4.5]."""
+    q = RANGE_QUESTION
+    qp = qparams_from_range(q["lo"], q["hi"], q["bits"], q["signed"])
+    want_s, want_z = float(qp.scale), int(qp.zero_point)
+    if np.isclose(scale, want_s, rtol=1e-4) and zero_point == want_z:
+        return report(Feedback(True, f"scale = 5.0 / 255 = {want_s:.6f}, zero point = "
+                                     f"round(0.5 / scale) = {want_z}."))
+    if np.isclose(scale, 5.0 / 256, rtol=1e-4):
+        return report(Feedback(False, "255 steps separate 256 levels: divide the range by "
+                                      "qmax - qmin = 255, not 256."))
+    if not np.isclose(scale, want_s, rtol=1e-4):
+        return report(Feedback(False, "the scale is (hi - lo) / (qmax - qmin) with the range "
+                                      "[lo, hi] widened to include 0."))
+    if zero_point == -want_z:
+        return report(Feedback(False, "the zero point is the integer that stands for 0.0: "
+                                      "qmin - round(lo / scale), here a positive number."))
+    return report(Feedback(False, f"the scale is right; the zero point is qmin - round(lo / "
+                                  f"scale) = 0 - round({q['lo']} / {want_s:.6f})."))
+
+
+def quantize_function(fn) -> Feedback:
+    """Exercise 2: write ``fn(x, scale, zero_point, qmin, qmax) -> integer array``."""
+    from qkit.core.qparams import QParams
+    from qkit.kernels import quantize
+
+    cases = [
+        (np.array([0.0, 0.1, -0.1, 1.0, 2.5, -3.0], np.float32), 0.1, 10, 0, 255),
+        (np.array([0.05, 0.15, 0.25, -0.05], np.float32), 0.1, 0, -128, 127),  # .5 ties
+        (np.array([100.0, -100.0], np.float32), 0.5, 3, -8, 7),  # clipping
+    ]
+    for x, scale, zp, qmin, qmax in cases:
+        want = quantize(x, QParams(np.float32(scale), zp, bits=8 if qmax > 7 else 4,
+                                   signed=qmin < 0))
+        try:
+            got = np.asarray(fn(x, scale, zp, qmin, qmax))
+        except Exception as e:  # the student's code: report, do not crash the notebook
+            return report(Feedback(False, f"your function raised {type(e).__name__}: {e}"))
+        if got.shape != want.shape:
+            return report(Feedback(False, f"expected shape {want.shape}, got {got.shape}"))
+        if not np.issubdtype(got.dtype, np.integer):
+            return report(Feedback(False, "return integers (e.g. .astype(np.int32)), not "
+                                          f"{got.dtype}"))
+        if got.max() > qmax or got.min() < qmin:
+            return report(Feedback(False, f"values must be clipped to [qmin, qmax] = [{qmin}, "
+                                          f"{qmax}]: clip before casting"))
+        if not np.array_equal(got, want):
+            bad = int(np.flatnonzero(got != want)[0])
+            hint = " (a .5 tie: use np.rint, which rounds half to even)" if abs(
+                x[bad] / scale - np.floor(x[bad] / scale) - 0.5) < 1e-3 else ""
+            return report(Feedback(False, f"x = {x[bad]} with scale {scale}, zero point {zp} "
+                                          f"should give {want[bad]}, you gave {got[bad]}{hint}"))
+    return report(Feedback(True, "round(x / scale) + zero_point, clipped: exactly qkit's rule."))
+
+
+def per_channel_scales(fn) -> Feedback:
+    """Exercise 3: ``fn(w) -> scales``, one symmetric int8 (narrow range) scale per row of w."""
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((6, 20)) * rng.uniform(0.01, 2, (6, 1))).astype(np.float32)
+    want = qparams_from_tensor(w, bits=8, symmetric=True, narrow_range=True, axis=0).scale
+    try:
+        got = np.asarray(fn(w), np.float64).ravel()
+    except Exception as e:
+        return report(Feedback(False, f"your function raised {type(e).__name__}: {e}"))
+    if got.size == 1:
+        return report(Feedback(False, "that is one scale for the whole tensor; compute one "
+                                      "per output channel (row): max(|w|, axis=1) / 127"))
+    if got.size != 6:
+        return report(Feedback(False, f"expected 6 scales (one per row), got {got.size}"))
+    if np.allclose(got, np.abs(w).max(axis=0)[:6] / 127, rtol=1e-4):
+        return report(Feedback(False, "that reduced over columns; reduce over axis=1"))
+    if np.allclose(got, np.abs(w).max(axis=1) / 127.5, rtol=1e-4):
+        return report(Feedback(False, "narrow range means [-127, 127]: divide by 127"))
+    if not np.allclose(got, want, rtol=1e-5):
+        return report(Feedback(False, "the scale of row i is max(|w[i]|) / 127"))
+    return report(Feedback(True, f"row ranges differ by {np.ptp(np.log10(want)):.1f} decades:"
+                                 " one scale each keeps every row's resolution."))
+
+
+def _solve_quantize(x, scale, zero_point, qmin, qmax):
+    return np.clip(np.rint(np.asarray(x, np.float32) / np.float32(scale)) + zero_point,
+                   qmin, qmax).astype(np.int32)
+
+
+SOLUTIONS = {
+    "scale_and_zero_point": lambda: scale_and_zero_point(5.0 / 255, 26),
+    "quantize_function": lambda: quantize_function(_solve_quantize),
+    "per_channel_scales": lambda: per_channel_scales(
+        lambda w: np.abs(w).max(axis=1) / qrange(8, True, True)[1]),
+}
