@@ -29,14 +29,15 @@ lab: $(STAMP)
 ## notebook in JupyterLab in headless Chromium (skipped without `chromium`), then the kernel
 ## tests again with the JIT switched off.
 test: $(STAMP)
-	$(BIN)/ruff check qkit tests
+	$(BIN)/ruff check qkit tests notebooks
 	timeout 3000 $(BIN)/pytest -q --nbval --nbval-current-env --nbval-cell-timeout=300 \
 		--nbval-sanitize-with=notebooks/nbval_sanitize.cfg tests qkit README.md notebooks
 	NUMBA_DISABLE_JIT=1 timeout 1200 $(BIN)/pytest -q -m nojit tests
 
-## Unit tests and doctests only (no notebooks, no JIT-off pass).
+## Unit tests and doctests without the slow ones (real models, training, notebooks, browser):
+## a few minutes; `make test` runs everything.
 test-fast: $(STAMP)
-	$(BIN)/pytest -q tests qkit README.md
+	$(BIN)/pytest -q -m "not slow and not browser" tests qkit README.md
 
 bench: $(STAMP)
 	$(BIN)/python -m qkit bench

@@ -36,6 +36,8 @@ settings.load_profile("qkit")
 def pytest_configure(config):
     config.addinivalue_line("markers", "nojit: also run with NUMBA_DISABLE_JIT=1 (make test)")
     config.addinivalue_line("markers", "browser: JupyterLab in headless Chromium (make test)")
+    config.addinivalue_line("markers", "slow: real models, training, whole notebooks; make test "
+                                       "runs them, make test-fast skips them")
 
 
 @pytest.fixture(scope="session", autouse=True)

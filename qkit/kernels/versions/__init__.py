@@ -51,6 +51,14 @@ def operands(number: int, m: int, k: int, n: int, seed: int = 0):
     return a, w
 
 
+def source(number: int) -> str:
+    """The code of version ``number``, as a student reads it (its file, opening with what
+    changed since the version before)."""
+    from pathlib import Path
+
+    return Path(module(number).__file__).read_text()
+
+
 def checked(number: int, a, w):
     """Version ``number``'s zero-argument ``a @ w.T``, after checking it gives exactly
     `qkit.reference.gemm`'s integers (raises AssertionError otherwise)."""
