@@ -149,6 +149,22 @@ def test_no_call_has_more_than_eight_positional_arguments():
     assert not long_calls, "pack the arguments in a named structure:\n" + "\n".join(long_calls)
 
 
+def test_flags_are_keyword_only():
+    # two or more positional parameters defaulting to True/False read as f(x, 8, True, False):
+    # such flags go after a ``*``
+    runs = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef):
+                args, defaults = node.args.args, node.args.defaults
+                flags = [a.arg for a, d in zip(args[len(args) - len(defaults):], defaults,
+                                               strict=True)
+                         if isinstance(d, ast.Constant) and isinstance(d.value, bool)]
+                if len(flags) >= 2:
+                    runs.append(f"{name}.{node.name}: {flags}")
+    assert not runs, "\n".join(runs)
+
+
 def test_kernels_use_one_vocabulary_for_integer_bounds():
     # integer bounds are qmin/qmax everywhere; lo/hi name the ends of a real-valued range,
     # which the kernels and references never take

@@ -38,11 +38,12 @@ class Observer:
     def range(self) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
-    def qparams(self, bits: int = 8, signed: bool = True, symmetric: bool = False,
+    def qparams(self, bits: int = 8, *, signed: bool = True, symmetric: bool = False,
                 narrow_range: bool = False) -> QParams:
         """QParams covering `range` (PyTorch's rule, `qkit.core.qparams.qparams_from_range`)."""
         lo, hi = self.range()
-        return qparams_from_range(lo, hi, bits, signed, symmetric, narrow_range, self.axis)
+        return qparams_from_range(lo, hi, bits, signed=signed, symmetric=symmetric,
+                                  narrow_range=narrow_range, axis=self.axis)
 
     def _need_data(self, seen) -> None:
         if seen is None:

@@ -82,7 +82,7 @@ class QParams:
         return "per-channel" if self.group_size is None else "per-group"
 
 
-def qparams_from_range(lo, hi, bits: int = 8, signed: bool = True, symmetric: bool = False,
+def qparams_from_range(lo, hi, bits: int = 8, *, signed: bool = True, symmetric: bool = False,
                        narrow_range: bool = False, axis: int | None = None,
                        group_size: int | None = None) -> QParams:
     """Scale and zero point for the float range ``[lo, hi]`` (PyTorch's observer rule).
@@ -134,7 +134,7 @@ def minmax(x, axis: int | None = None, group_size: int | None = None):
     return lo.reshape(shape), hi.reshape(shape)
 
 
-def qparams_from_tensor(x, bits: int = 8, signed: bool = True, symmetric: bool = False,
+def qparams_from_tensor(x, bits: int = 8, *, signed: bool = True, symmetric: bool = False,
                         narrow_range: bool = False, axis: int | None = None,
                         group_size: int | None = None) -> QParams:
     """Min-max qparams of ``x`` at the requested granularity.
@@ -144,7 +144,8 @@ def qparams_from_tensor(x, bits: int = 8, signed: bool = True, symmetric: bool =
     array([1.  , 0.25], dtype=float32)
     """
     lo, hi = minmax(x, axis, group_size)
-    return qparams_from_range(lo, hi, bits, signed, symmetric, narrow_range, axis, group_size)
+    return qparams_from_range(lo, hi, bits, signed=signed, symmetric=symmetric,
+                              narrow_range=narrow_range, axis=axis, group_size=group_size)
 
 
 def params_shape(shape: tuple, axis: int | None, group_size: int | None) -> tuple:

@@ -103,7 +103,7 @@ class IntegerModel:
                 self.act[op.name] = self.act[op.inputs[0]]
             else:
                 lo, hi = searched.get(op.name, (0.0, 0.0))
-                qp = (qparams_from_range(np.float32(lo), np.float32(hi), 8, False)
+                qp = (qparams_from_range(np.float32(lo), np.float32(hi), 8, signed=False)
                       if hi > lo else observers[op.name].qparams(bits=8, signed=False))
                 self.act[op.name] = (np.float32(qp.scale), int(qp.zero_point))
 

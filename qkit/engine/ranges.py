@@ -33,7 +33,7 @@ def fake_quantize(y, lo: float, hi: float):
     """``y`` rounded onto the uint8 affine grid of ``[lo, hi]`` (the engine's activation grid)."""
     import torch
 
-    qp = qparams_from_range(np.float32(lo), np.float32(hi), 8, False, False, False, None)
+    qp = qparams_from_range(np.float32(lo), np.float32(hi), 8, signed=False)
     s, z = float(qp.scale), int(qp.zero_point)
     return (torch.clamp(torch.round(y / s) + z, 0, 255) - z) * s
 

@@ -10,7 +10,7 @@ from qkit.core.metrics import sqnr_db
 from qkit.core.qparams import qparams_from_range
 
 
-def map_range(x, bits: int = 8, signed: bool = False, symmetric: bool = False,
+def map_range(x, bits: int = 8, *, signed: bool = False, symmetric: bool = False,
               narrow_range: bool = False, clip_percent: float = 100.0) -> dict:
     """Quantize ``x`` onto a grid covering its central ``clip_percent`` % and measure the error.
 
@@ -26,7 +26,8 @@ def map_range(x, bits: int = 8, signed: bool = False, symmetric: bool = False,
     if not 0 < clip_percent <= 100:
         raise ValueError(f"clip_percent must be in (0, 100], got {clip_percent}")
     lo, hi = np.percentile(x, [(100 - clip_percent) / 2, (100 + clip_percent) / 2])
-    qp = qparams_from_range(np.float32(lo), np.float32(hi), bits, signed, symmetric, narrow_range)
+    qp = qparams_from_range(np.float32(lo), np.float32(hi), bits, signed=signed,
+                            symmetric=symmetric, narrow_range=narrow_range)
     x_hat = kernels.fake_quantize(x, qp)
     grid_lo = float((qp.qmin - qp.zero_point) * qp.scale)
     grid_hi = float((qp.qmax - qp.zero_point) * qp.scale)

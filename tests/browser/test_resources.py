@@ -16,6 +16,7 @@ from .conftest import ROOT
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("taskset") is None or not os.path.exists("/usr/bin/time"),
                     reason="needs taskset and GNU time (/usr/bin/time)")
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

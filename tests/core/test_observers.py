@@ -38,7 +38,8 @@ def test_minmax_qparams_match_torch(rng, dtype, qscheme):
         ref(torch.from_numpy(x))
         s_ref, z_ref = ref.calculate_qparams()
         signed = dtype == torch.qint8
-        qp = MinMaxObserver().update(x).qparams(8, signed, qscheme == torch.per_tensor_symmetric)
+        qp = MinMaxObserver().update(x).qparams(8, signed=signed,
+                                                symmetric=qscheme == torch.per_tensor_symmetric)
         assert float(qp.scale) == pytest.approx(float(s_ref), rel=0, abs=0)
         assert int(qp.zero_point) == int(z_ref)
         assert np.isfinite(qp.scale) and qp.scale > 0

@@ -80,6 +80,7 @@ def test_adaptive_rounding_minimises_the_layer_loss():
     assert adaround.local_loss(w, codes, scale, h) < 0.7 * loss_nearest
 
 
+@pytest.mark.slow
 def test_adaptive_rounding_lowers_the_error_on_new_data():
     # MNIST CNN, calibrated on 256 training images, measured on the 1,000 test images
     from qkit.engine.dynamic import WeightOnlyModel
@@ -100,6 +101,7 @@ def test_adaptive_rounding_lowers_the_error_on_new_data():
     assert acc[1] > acc[0] + 0.03, acc
 
 
+@pytest.mark.slow
 def test_adaptive_rounding_rescues_mobilenet_v2_weights():
     # MobileNetV2's first depthwise layer sees nearly constant windows: nearest rounding of its
     # 9 weights per channel adds up; adaptive rounding cancels it (notebook 05, eval table)
@@ -130,7 +132,7 @@ def test_loss_aware_grid_is_the_engines_grid():
     from qkit.engine import ranges
 
     y = torch.randn(4, 8, 5, 5) * 3
-    qp = qparams_from_range(np.float32(-2.5), np.float32(4.0), 8, False)
+    qp = qparams_from_range(np.float32(-2.5), np.float32(4.0), 8, signed=False)
     q = kernels.quantize(y.numpy(), qp).astype(np.int32)
     expect = (q - int(qp.zero_point)).astype(np.float32) * np.float32(qp.scale)
     np.testing.assert_array_equal(ranges.fake_quantize(y, -2.5, 4.0).numpy(), expect)
@@ -171,6 +173,7 @@ def test_loss_aware_search_keeps_the_best_candidate(models):
             observer="median"))
 
 
+@pytest.mark.slow
 def test_loss_aware_ranges_help_mobilenet_v2_on_new_images():
     # the first activations of MobileNetV2 (the per-tensor grids that cost most, notebook 05):
     # ranges searched on 12 images lower the output KL on the 12 others

@@ -76,6 +76,7 @@ def test_textbook_rule_differs_from_torch_only_at_ties(rng):
     assert np.abs(textbook.astype(int) - torch_rule).max() == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["fbgemm", "x86"])
 def test_layers_match_torch_on_this_cpu(engine):
     if engine not in torch.backends.quantized.supported_engines:
@@ -87,6 +88,7 @@ def test_layers_match_torch_on_this_cpu(engine):
         assert report[kind]["mismatches"] == 0, report
 
 
+@pytest.mark.slow
 def test_avx2_pair_saturation_matches_fbgemm_avx2_path():
     """fbgemm forced onto AVX2 (vpmaddubsw): only the saturating-pairs model matches."""
     env = dict(os.environ, FBGEMM_ENABLE_INSTRUCTIONS="AVX2",

@@ -1,6 +1,7 @@
 """Every explorer builds, and its controls change what they claim to change."""
 
 import numpy as np
+import pytest
 
 from qkit import data
 from qkit.lab import widgets
@@ -35,6 +36,7 @@ def _sine():
     return np.sin(t).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_range_explorer():
     ex = widgets.range_explorer(data.signals()["ecg"])
     _drive(ex)
@@ -74,6 +76,7 @@ def test_observer_explorer():
     assert ex.result["best"] != "min-max"
 
 
+@pytest.mark.slow
 def test_noise_and_image_explorers():
     from qkit.topics.noise import image_at_bits
 
@@ -98,10 +101,10 @@ def test_requant_explorer_stays_within_one_of_exact():
         assert ex.result["max_diff"] <= 1 and 2**30 <= ex.result["m0"] < 2**31
 
 
+@pytest.mark.slow
 def test_speed_versions_agree_and_explorer_runs():
-    from qkit.studies import speed
-
     from qkit.kernels import versions
+    from qkit.studies import speed
 
     timed = speed.versions(5, 33, 17, python=True)  # raises if any version differs
     runnable = [n for n in (1,) + speed.SHOWN if versions.available(n)]
@@ -115,6 +118,7 @@ def test_speed_versions_agree_and_explorer_runs():
     assert speed.arithmetic_intensity(1024, 1024, 1024, 1, 1) > 300
 
 
+@pytest.mark.slow
 def test_ptq_explorer(mnist):
     from qkit.lab import widgets
 
@@ -127,6 +131,7 @@ def test_ptq_explorer(mnist):
     assert ex.result["last_db"] < db8 - 20 and ex.result["accuracy"] < 0.5
 
 
+@pytest.mark.slow
 def test_grid_explorer():
     from qkit.lab import widgets
 
@@ -137,6 +142,7 @@ def test_grid_explorer():
     assert ex.result["kmeans"] > ex.result["uniform"]
 
 
+@pytest.mark.slow
 def test_qat_and_budget_explorers(mnist):
     from qkit.lab import widgets
 
@@ -180,6 +186,7 @@ def test_smoothquant_explorer():
     assert 0.9 < ex.result["plain"] <= 1.0
 
 
+@pytest.mark.slow
 def test_bits_explorer_every_control_at_each_end(rng):
     from qkit.lab.widgets import bits_explorer
 

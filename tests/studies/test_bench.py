@@ -9,6 +9,7 @@ import pytest
 from qkit.studies.bench import _check, measure
 
 
+@pytest.mark.slow
 def test_bench_json_lines():
     out = subprocess.run([sys.executable, "-m", "qkit", "bench", "--quick", "--json",
                           "--threads", "1"], capture_output=True, text=True, timeout=600,

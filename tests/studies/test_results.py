@@ -36,6 +36,7 @@ def test_corrupted_or_unknown_result_is_refused(tmp_path, monkeypatch):
         results.load("nothing")
 
 
+@pytest.mark.slow
 def test_stored_mnist_rows_match_the_live_engine(mnist):
     from qkit.engine import SCHEMES
 

@@ -13,7 +13,7 @@ RANGE_QUESTION = {"lo": -0.5, "hi": 4.5, "bits": 8, "signed": False}
 def scale_and_zero_point(scale: float, zero_point: int) -> Feedback:
     """Exercise 1: the uint8 asymmetric scale and zero point for the range [-0.5, 4.5]."""
     q = RANGE_QUESTION
-    qp = qparams_from_range(q["lo"], q["hi"], q["bits"], q["signed"])
+    qp = qparams_from_range(q["lo"], q["hi"], q["bits"], signed=q["signed"])
     want_s, want_z = float(qp.scale), int(qp.zero_point)
     if np.isclose(scale, want_s, rtol=1e-4) and zero_point == want_z:
         return report(Feedback(True, f"scale = 5.0 / 255 = {want_s:.6f}, zero point = "
