@@ -32,9 +32,7 @@ class Op:
 
 def trace(model) -> tuple[list[Op], str]:
     """The model's operations in execution order, and the name of its output."""
-    import torch
     import torch.fx
-    from torch import nn
 
     model = model.eval()
     gm = torch.fx.symbolic_trace(model)
@@ -57,41 +55,49 @@ def trace(model) -> tuple[list[Op], str]:
         elif node.op == "output":
             output = src(node.args[0])
         elif node.op == "call_module":
-            mod = modules[node.target]
             ins = [src(a) for a in node.args if hasattr(a, "name")]
-            if isinstance(mod, nn.Conv2d):
-                add(_conv(node.name, ins, mod))
-            elif isinstance(mod, nn.BatchNorm2d):
-                _fold_bn(ops[ins[0]], mod, node)
-                alias[node.name] = ins[0]
-            elif isinstance(mod, nn.Linear):
-                w = mod.weight.detach().numpy().astype(np.float32)
-                b = np.zeros(w.shape[0], np.float32) if mod.bias is None else \
-                    mod.bias.detach().numpy().astype(np.float32)
-                add(Op("linear", node.name, ins, {"weight": w, "bias": b}))
-            elif isinstance(mod, nn.ReLU | nn.ReLU6):
-                _activation(ops, alias, order, node, ins[0],
-                            "relu6" if isinstance(mod, nn.ReLU6) else "relu")
-            elif isinstance(mod, nn.MaxPool2d | nn.AvgPool2d):
-                add(_pool(node.name, ins, mod))
-            elif isinstance(mod, nn.AdaptiveAvgPool2d):
-                if mod.output_size not in (1, (1, 1)):
-                    raise UnsupportedLayer(f"{node.target}: AdaptiveAvgPool2d only to size 1")
-                add(Op("avgpool", node.name, ins, {"global": True}))
-            elif isinstance(mod, nn.Flatten):
-                if mod.start_dim != 1:
-                    raise UnsupportedLayer(f"{node.target}: Flatten only from dim 1")
-                add(Op("flatten", node.name, ins))
-            elif isinstance(mod, nn.Dropout | nn.Identity):
-                alias[node.name] = ins[0]
-            else:
-                raise UnsupportedLayer(f"layer {node.target!r} ({type(mod).__name__}) is not "
-                                       "supported by qkit's integer engine")
+            _call_module(node, modules[node.target], ins, (ops, alias, order), add)
         elif node.op in ("call_function", "call_method"):
             _function(node, ops, alias, order, add, src)
         else:
             raise UnsupportedLayer(f"node {node.name} ({node.op}) is not supported")
     return [ops[n] for n in order], output
+
+
+def _call_module(node, mod, ins, state, add) -> None:
+    """One ``call_module`` node: a layer the engine knows, folded BN, an activation fused
+    into its producer, a pass-through (Dropout, Identity), or a refusal naming the layer."""
+    from torch import nn
+
+    ops, alias, order = state
+    if isinstance(mod, nn.Conv2d):
+        add(_conv(node.name, ins, mod))
+    elif isinstance(mod, nn.BatchNorm2d):
+        _fold_bn(ops[ins[0]], mod, node)
+        alias[node.name] = ins[0]
+    elif isinstance(mod, nn.Linear):
+        w = mod.weight.detach().numpy().astype(np.float32)
+        b = np.zeros(w.shape[0], np.float32) if mod.bias is None else \
+            mod.bias.detach().numpy().astype(np.float32)
+        add(Op("linear", node.name, ins, {"weight": w, "bias": b}))
+    elif isinstance(mod, nn.ReLU | nn.ReLU6):
+        _activation(ops, alias, order, node, ins[0],
+                    "relu6" if isinstance(mod, nn.ReLU6) else "relu")
+    elif isinstance(mod, nn.MaxPool2d | nn.AvgPool2d):
+        add(_pool(node.name, ins, mod))
+    elif isinstance(mod, nn.AdaptiveAvgPool2d):
+        if mod.output_size not in (1, (1, 1)):
+            raise UnsupportedLayer(f"{node.target}: AdaptiveAvgPool2d only to size 1")
+        add(Op("avgpool", node.name, ins, {"global": True}))
+    elif isinstance(mod, nn.Flatten):
+        if mod.start_dim != 1:
+            raise UnsupportedLayer(f"{node.target}: Flatten only from dim 1")
+        add(Op("flatten", node.name, ins))
+    elif isinstance(mod, nn.Dropout | nn.Identity):
+        alias[node.name] = ins[0]
+    else:
+        raise UnsupportedLayer(f"layer {node.target!r} ({type(mod).__name__}) is not "
+                               "supported by qkit's integer engine")
 
 
 def _conv(name, ins, mod) -> Op:

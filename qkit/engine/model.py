@@ -1,6 +1,6 @@
 """An integer-only model: uint8 activations between every layer, int8/int4 weights.
 
-    im = IntegerModel.from_float(torch_model, calibration_images, SCHEMES["w8a8-pc"])
+    im = IntegerModel.from_float(torch_model, calibration_images, SCHEMES["w8a8-per-channel"])
     logits = im(images)               # float in, float out, integers in between
     q_out = im.run(im.quantize_input(images))   # integers in, integers out
 
@@ -132,28 +132,10 @@ class IntegerModel:
                                          qp.qmax).astype(np.int8)
         else:
             w_q = kernels.quantize(w, qp).astype(np.int8)
-        if op.kind == "linear" and len(self.shapes.get(op.inputs[0], ())) == 1:
-            src = self._flatten_source(op.inputs[0])
-            if src is not None:  # the flatten saw NHWC: reorder the columns from CHW to HWC
-                c, h, wd = src
-                w, w_q = (v.reshape(v.shape[0], c, h, wd).transpose(0, 2, 3, 1)
-                          .reshape(v.shape[0], -1) for v in (w, w_q))
-                mean_x = mean_x.reshape(c, h, wd).transpose(1, 2, 0).ravel()
+        w, w_q, mean_x = self._flatten_order(op, w, w_q, mean_x)
         bias = op.params["bias"]
         if self.scheme.bias_correction:
-            # E[W_q x] - E[W x] = (W_q - W) E[x]: remove the expected output shift that
-            # weight rounding causes, per output channel (padding and ReLU ignored)
-            err = (w_q.astype(np.float32) * qp.scale.reshape(-1, *[1] * (w.ndim - 1)) - w)
-            if op.kind == "conv":
-                cg = w.shape[1]
-                groups = op.params["groups"]
-                mx = mean_x.reshape(groups, cg)  # input channels of each group
-                og = w.shape[0] // groups
-                shift = np.einsum("oc,oc->o", err.sum(axis=(2, 3)),
-                                  np.repeat(mx, og, axis=0))
-            else:
-                shift = err @ mean_x
-            bias = (bias - shift).astype(np.float32)
+            bias = (bias - _rounding_shift(op, w, w_q, qp.scale, mean_x)).astype(np.float32)
         if op.kind == "conv":
             w_q = np.ascontiguousarray(w_q.transpose(0, 2, 3, 1))  # OIHW -> OHWI
         sw = np.broadcast_to(qp.scale, (w.shape[0],)).astype(np.float32)
@@ -169,6 +151,18 @@ class IntegerModel:
                            else kernels.pack_conv(w_q)),
                 # calls bound to an input shape and grid (BoundQConv / BoundQLinear)
                 "bound": {}}
+
+    def _flatten_order(self, op: Op, w, w_q, mean_x):
+        """A linear layer after a flatten of NHWC maps: its columns (and the input means)
+        reordered from the float model's CHW to the engine's HWC."""
+        if op.kind == "linear" and len(self.shapes.get(op.inputs[0], ())) == 1:
+            src = self._flatten_source(op.inputs[0])
+            if src is not None:
+                c, h, wd = src
+                w, w_q = (v.reshape(v.shape[0], c, h, wd).transpose(0, 2, 3, 1)
+                          .reshape(v.shape[0], -1) for v in (w, w_q))
+                mean_x = mean_x.reshape(c, h, wd).transpose(1, 2, 0).ravel()
+        return w, w_q, mean_x
 
     def _flatten_source(self, name):
         op = next(o for o in self.ops if o.name == name)
@@ -253,3 +247,16 @@ class IntegerModel:
                 total += quantized_bytes(L["w_q"].size, L["bits"], L["n_scales"])
                 total += 4 * L["bias_q"].size
         return total
+
+
+def _rounding_shift(op: Op, w, w_q, scale, mean_x) -> np.ndarray:
+    """E[W_q x] - E[W x] = (W_q - W) E[x] per output channel: the expected output shift that
+    weight rounding causes, which bias correction removes (Nagel et al. 2019; padding and
+    ReLU ignored)."""
+    err = w_q.astype(np.float32) * scale.reshape(-1, *[1] * (w.ndim - 1)) - w
+    if op.kind != "conv":
+        return err @ mean_x
+    groups = op.params["groups"]
+    mx = mean_x.reshape(groups, w.shape[1])  # input channels of each group
+    og = w.shape[0] // groups
+    return np.einsum("oc,oc->o", err.sum(axis=(2, 3)), np.repeat(mx, og, axis=0))

@@ -20,6 +20,7 @@ from qkit.kernels.pooling import avgpool2d, maxpool2d, qadd, relu
 from qkit.kernels.qconv import pack_conv, qconv2d
 from qkit.kernels.quantization import dequantize, fake_quantize, quantize
 from qkit.kernels.requantization import requantize_fixed, requantize_float
+from qkit.kernels.warm import warmup
 
 __all__ = [
     "avgpool2d", "maxpool2d", "qadd", "relu",
@@ -30,55 +31,3 @@ __all__ = [
     # qconv2d(x, pack_conv(w), ...) == qconv2d(x, w, ...)
     "gemm_packed", "pack_conv", "pack_weights", "pack_weights_int4",
 ]
-
-
-def warmup() -> None:
-    """Compile (or load from the cache) the common signatures once."""
-    import numpy as np
-
-    from qkit.core.qparams import QParams
-
-    rng = np.random.default_rng(0)
-    for dt in (np.uint8, np.int8):
-        a = rng.integers(0, 100, (3, 5)).astype(dt)
-        w = rng.integers(-100, 100, (4, 5)).astype(np.int8)
-        gemm(a, w)
-        gemm_packed(a, pack_weights(w))
-        gemm_packed(a, pack_weights_int4(np.clip(w // 16, -8, 7).astype(np.int8)))
-        for qmin, qmax in ((0, 255), (-128, 127)):
-            mult = np.full(4, 0.01, np.float32)
-            qlinear(a, w, 1, mult, 3, qmin, qmax, bias=np.ones(4, np.float32))
-        gemm_pairs16(a, w)
-        gemm_int4(a, pack_int4(rng.integers(-8, 8, (4, 5)).astype(np.int8)))
-        gemm_codebook(a, rng.integers(0, 4, (4, 5)).astype(np.uint8), np.arange(4, dtype=np.int8))
-        conv2d(a.reshape(1, 3, 5, 1), w[:2, :4].reshape(2, 2, 2, 1), padding=1, pad_value=1)
-        x4 = a[:, :4].reshape(1, 3, 4, 1)
-        for wc, g in ((w[:2, :4].reshape(2, 2, 2, 1), 1), (np.ones((1, 3, 3, 1), np.int8), 1)):
-            for qmin, qmax in ((0, 255), (-128, 127)):
-                mult = np.full(wc.shape[0], 0.01, np.float32)
-                qconv2d(x4, wc, 1, mult, 3, qmin, qmax, padding=1, groups=g)
-        xd = np.repeat(x4, 2, axis=3)
-        conv2d(xd, np.ones((2, 3, 3, 1), np.int8), padding=1, groups=2)  # depthwise
-        qconv2d(xd, np.ones((2, 3, 3, 1), np.int8), 1, 0.01, 3, 0, 255, padding=1, groups=2)
-    x = rng.normal(size=(4, 6)).astype(np.float32)
-    for signed in (True, False):
-        qp = QParams(np.float32(0.05), 0 if signed else 128, 8, signed)
-        for rounding in ("half_even", "half_away", "floor", "stochastic"):
-            q = quantize(x, qp, rounding, rng=rng)
-        dequantize(q, qp)
-    acc = rng.integers(-1000, 1000, (3, 4)).astype(np.int32)
-    for qmin, qmax in ((0, 255), (-128, 127)):
-        requantize_fixed(acc, [1 << 30], [-3], 0, qmin, qmax, bias=np.zeros(4, np.int32))
-        requantize_float(acc, [0.01], 0, qmin, qmax, bias=np.zeros(4, np.float32))
-        requantize_fixed(acc, [1 << 30], [-3], 0, qmin, qmax)
-        requantize_float(acc, [0.01], 0, qmin, qmax)
-    unpack_int4(pack_int4(np.zeros((2, 3), np.uint8)), 3, signed=False)
-    for dt in (np.uint8, np.int8):
-        p = rng.integers(0, 100, (2, 4, 4, 3)).astype(dt)
-        maxpool2d(p, 2)
-        avgpool2d(p, 2)
-        qadd(p, 1, 0.5, p, 2, 0.25, 3, qmin=0, qmax=255)
-    from qkit.kernels import loops
-
-    loops.gemm_plain(np.zeros((2, 4), np.uint8), np.zeros((3, 4), np.int8))  # the portable loops
-    loops.int4_plain(np.zeros((2, 4), np.uint8), np.zeros((3, 2), np.uint8))

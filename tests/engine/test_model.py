@@ -30,7 +30,7 @@ def test_kernels_and_reference_agree_at_every_layer(models, scheme):
 
 def test_bound_convs_serve_later_batches_exactly(models):
     # the fast backend binds each conv to an input shape on first use (BoundQConv in
-    # qkit.kernels.convolution):
+    # qkit.kernels.qconv):
     # later batches of that shape, other shapes, and a changed output grid all stay exact
     x = torch.rand(16, 3, 12, 12)
     im = IntegerModel.from_float(models[0], x, SCHEMES["w8a8-per-channel"])
