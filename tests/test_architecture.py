@@ -7,6 +7,7 @@ the repository.
 """
 
 import ast
+import json
 import re
 from pathlib import Path
 
@@ -184,6 +185,49 @@ def test_no_private_helper_crosses_a_file():
                              if a.name.startswith("_") and not a.name.startswith("__")
                              and f"{node.module}.{a.name}" not in modules()]  # a module
     assert not crossing, "\n".join(crossing)
+
+
+MAX_FUNCTION_LINES = 60  # the habit is ~40 (docs/architecture.md); this is the hard stop
+
+
+def test_functions_are_short():
+    long_ones = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    long_ones.append(f"{name}.{node.name}: {length} lines")
+    assert not long_ones, "\n".join(long_ones)
+
+
+def test_only_the_lab_draws():
+    # figures come from qkit.lab.plots (and the widget base that shows them): computation
+    # modules and widget factories never import pyplot (qkit.data reads matplotlib's bundled
+    # sample photo, which is data, not drawing)
+    drawing = {"qkit.lab.explorer"} | {m for m in modules() if m.startswith("qkit.lab.plots")}
+    for name, path in modules().items():
+        if name in drawing:
+            continue
+        tree = ast.parse(path.read_text())
+        used = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        used |= {f"{n.module}.{a.name}" for n in ast.walk(tree)
+                 if isinstance(n, ast.ImportFrom) and n.module for a in n.names}
+        assert not any(u.startswith("matplotlib.pyplot") for u in used), name
+
+
+def test_notebook_cells_are_thin():
+    # logic lives in qkit, where it is tested: a code cell is a few lines that call it, and
+    # draws only through qkit.lab (``plt.show()`` aside)
+    drawing = re.compile(r"plt\.(?!show\b)\w+|\bax\.\w+|\.plot\(")
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for i, cell in enumerate(json.loads(nb.read_text())["cells"]):
+            if cell["cell_type"] != "code":
+                continue
+            src = "".join(cell["source"])
+            lines = [line for line in src.splitlines() if line.strip()]
+            assert len(lines) <= 12, f"{nb.name} cell {i}: {len(lines)} lines"
+            assert not drawing.search(src), f"{nb.name} cell {i} draws: {drawing.search(src)}"
 
 
 OUTSIDE = re.compile(r"QUANT_FACTS|PERF_FACTS|TOOLING\.md|STYLE\.md|\.\./shared")
