@@ -102,6 +102,7 @@ class FbgemmLayer:
     bias: np.ndarray | None = None  # float32 (N,)
     relu: bool = False
     conv: dict = field(default_factory=dict)  # stride, padding, dilation, groups (Conv2d only)
+    engine: str = "fbgemm"  # torch.backends.quantized.engine the module runs on
     # (w, its packing), made on the first call; w is not written in place once packed
     _packed: tuple | None = field(default=None, init=False, repr=False)
     _bound: dict = field(default_factory=dict, init=False, repr=False)  # calls, bound
@@ -116,6 +117,29 @@ class FbgemmLayer:
     @property
     def per_channel(self) -> bool:
         return self.w_scale.size > 1
+
+    def fbgemm_depthwise(self) -> bool:
+        """Whether fbgemm runs this layer on its specialised depthwise kernel: a 3x3 or 5x5
+        depthwise conv (one input channel per group) over a multiple of 8 channels, channel
+        multiplier 1 or 2, stride 1 or 2, "same" padding ((k - 1) / 2) and no dilation."""
+        c = self.conv
+        if not c or self.w.shape[3] != 1 or c["groups"] % 8:
+            return False
+        kh, kw = self.w.shape[1:3]
+        return (kh == kw and kh in (3, 5) and self.w.shape[0] // c["groups"] in (1, 2)
+                and all(s in (1, 2) for s in c["stride"]) and tuple(c["dilation"]) == (1, 1)
+                and all(p == (kh - 1) // 2 for p in c["padding"]))
+
+    def accumulation(self) -> str:
+        """How PyTorch sums this layer on this CPU: the accumulation is a property of the
+        layer's path, not only of the CPU (docs/semantics.md, "accumulation"). With VNNI,
+        fbgemm's depthwise kernel still sums saturating int16 pairs and the rest is exact;
+        the ``x86`` engine runs convs on oneDNN there, exact. Without VNNI every path sums
+        pairs (`default_accumulation`)."""
+        cpu = default_accumulation()
+        if cpu == "exact" and self.engine == "fbgemm" and self.fbgemm_depthwise():
+            return "pairs16"
+        return cpu
 
     def accumulate(self, x: np.ndarray, accumulation: str, x_zero_point: int) -> np.ndarray:
         """Raw ``sum (x - zx)(w - zw)`` per output, in int32: (M,N) or (N,OH,OW,O)."""
@@ -161,7 +185,7 @@ class FbgemmLayer:
         """
         x_q = check_int_array(x_q, "x_q", (np.uint8,), ndim=4 if self.conv else 2)
         if accumulation == "auto":
-            accumulation = default_accumulation()
+            accumulation = self.accumulation()
         exact = accumulation == "exact" and not self.w_zero_point.any()
         if exact and self._packed is not None and self._packed[0] is self.w:
             bound = self._bound.get(self._bound_key(x_q, x_scale, x_zero_point))
@@ -243,8 +267,9 @@ def default_accumulation() -> str:
     return "exact" if "avx512_vnni" in flags else "pairs16"
 
 
-def from_torch(module) -> FbgemmLayer:
-    """Read a ``torch.ao.nn.quantized`` Linear/Conv2d (optionally with fused ReLU)."""
+def from_torch(module, engine: str | None = None) -> FbgemmLayer:
+    """Read a ``torch.ao.nn.quantized`` Linear/Conv2d (optionally with fused ReLU) that runs
+    on ``engine`` (default: torch's current ``torch.backends.quantized.engine``)."""
     import torch
 
     name = type(module).__name__
@@ -269,7 +294,8 @@ def from_torch(module) -> FbgemmLayer:
         conv = {"stride": tuple(module.stride), "padding": tuple(module.padding),
                 "dilation": tuple(module.dilation), "groups": int(module.groups)}
     return FbgemmLayer(w, w_scale, w_zp, float(module.scale), int(module.zero_point), bias,
-                       relu=name.endswith("ReLU") or name == "ConvReLU2d", conv=conv)
+                       relu=name.endswith("ReLU") or name == "ConvReLU2d", conv=conv,
+                       engine=engine or torch.backends.quantized.engine)
 
 
 def random_torch_linear(k: int = 256, n: int = 64, m: int = 32, seed: int = 0,

@@ -163,11 +163,13 @@ def run(shapes=None, threads=(1, 2), rounds: int = 7, progress=None,
 def conv_impls(layer, seed: int = 0) -> tuple[dict, float]:
     """qkit's fused int8 conv running PyTorch's quantized layer, against PyTorch; and the op count.
 
-    Where fbgemm sums in exact int32 (VNNI) qkit's output must agree with PyTorch's: the
-    random layers of tests/test_torch_parity.py agree exactly, but on these large layers
-    fbgemm differs by 1 in rare outputs that sit within ~1e-6 of a rounding tie (measured:
-    19 of 6.4 million for conv2, a few per 600,000 for depthwise; cause not yet found). So
-    here at most 1 output in 10^4 may differ, and by at most 1.
+    Where fbgemm sums in exact int32 (VNNI) qkit's output, with PyTorch's path for the layer
+    modelled (its depthwise kernel sums saturating int16 pairs even there:
+    `FbgemmLayer.accumulation`), must agree with PyTorch's. The random layers of
+    tests/engine/test_fbgemm_parity.py agree exactly; on the large dense layers here fbgemm
+    has differed by 1 in rare outputs within ~1e-6 of a rounding tie (19 of 6.4 million for
+    conv2; cause not yet found), so at most 1 output in 10^4 may differ, and by at most 1.
+    The timed qkit row is qkit's own exact int32 kernel on VNNI CPUs.
     """
     import torch
     import torch.ao.nn.quantized as nnq
@@ -196,7 +198,8 @@ def conv_impls(layer, seed: int = 0) -> tuple[dict, float]:
         diff = np.abs(layer_q(x_nhwc, 4 / 255, 0).astype(int) - y_torch)
         if diff.max() > 1 or (diff > 0).mean() > 1e-4:
             raise AssertionError("qkit's conv differs from PyTorch's; refusing to time it")
-    impls = {"qkit int8 (fused)": lambda: layer_q(x_nhwc, 4 / 255, 0),
+    own = "exact" if default_accumulation() == "exact" else "auto"  # auto: fbgemm's pairs
+    impls = {"qkit int8 (fused)": lambda: layer_q(x_nhwc, 4 / 255, 0, own),
              "torch int8 fbgemm": lambda: q(xq),
              "torch fp32": lambda: conv_f(x)}
     if default_accumulation() != "exact":

@@ -81,9 +81,9 @@ def test_textbook_rule_differs_from_torch_only_at_ties(rng):
 def test_layers_match_torch_on_this_cpu(engine):
     if engine not in torch.backends.quantized.supported_engines:
         pytest.skip(f"engine {engine} not in this torch build")
-    report = torch_layers.compare(default_accumulation(), engine=engine)
+    report = torch_layers.compare("auto", engine=engine)  # each layer's own path
     print(f"{engine} / {default_accumulation()}: {report}")
-    for kind in ("linear", "conv2d"):
+    for kind in ("linear", "conv2d") + (("depthwise",) if engine == "fbgemm" else ()):
         assert report[kind]["outputs"] > 10_000
         assert report[kind]["mismatches"] == 0, report
 
@@ -97,7 +97,7 @@ def test_avx2_pair_saturation_matches_fbgemm_avx2_path():
                          env=env, capture_output=True, text=True, timeout=600, check=True)
     report = json.loads(out.stdout.strip().splitlines()[-1])
     print(report)
-    for kind in ("linear", "conv2d"):
+    for kind in ("linear", "conv2d", "depthwise"):
         assert report["pairs16"][kind]["mismatches"] == 0, report
         # with activations over the full [0, 255], exact int32 sums are *not* what AVX2 fbgemm gives
         assert report["exact"][kind]["mismatches"] > 0, report
@@ -114,3 +114,30 @@ def test_random_torch_linear_matches_on_this_cpu():
 
     module, x_q, sx, zx, y = fbgemm.random_torch_linear(k=64, n=16, m=8)
     assert np.array_equal(fbgemm.from_torch(module)(x_q, sx, zx), y)
+
+
+@pytest.mark.parametrize("kind,expected", [
+    (dict(c=16, mult=1, k=3, stride=(1, 1), padding=(1, 1), dilation=(1, 1)), True),
+    (dict(c=8, mult=2, k=5, stride=(2, 1), padding=(2, 2), dilation=(1, 1)), True),
+    (dict(c=12, mult=1, k=3, stride=(1, 1), padding=(1, 1), dilation=(1, 1)), False),
+    (dict(c=16, mult=3, k=3, stride=(1, 1), padding=(1, 1), dilation=(1, 1)), False),
+    (dict(c=16, mult=1, k=3, stride=(3, 3), padding=(1, 1), dilation=(1, 1)), False),
+    (dict(c=16, mult=1, k=3, stride=(1, 1), padding=(0, 0), dilation=(1, 1)), False),
+    (dict(c=16, mult=1, k=3, stride=(1, 1), padding=(1, 1), dilation=(2, 2)), False),
+    (dict(c=16, mult=1, k=1, stride=(1, 1), padding=(0, 0), dilation=(1, 1)), False),
+])
+def test_fbgemm_depthwise_path_is_recognised(kind, expected):
+    # the conditions under which fbgemm's depthwise kernel (saturating pairs) runs, measured
+    # with the pinned torch on a VNNI CPU: each neighbour changes one of them
+    from qkit.engine.fbgemm import FbgemmLayer
+
+    c, o, k = kind["c"], kind["c"] * kind["mult"], kind["k"]
+    layer = FbgemmLayer(np.zeros((o, k, k, 1), np.int8), np.ones(1, np.float32),
+                        np.zeros(1, np.int32), 1.0, 0,
+                        conv={"stride": kind["stride"], "padding": kind["padding"],
+                              "dilation": kind["dilation"], "groups": c})
+    assert layer.fbgemm_depthwise() is expected
+    if default_accumulation() == "exact":
+        assert layer.accumulation() == ("pairs16" if expected else "exact")
+        layer.engine = "x86"  # oneDNN runs convs on VNNI CPUs: exact
+        assert layer.accumulation() == "exact"

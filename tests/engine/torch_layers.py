@@ -79,7 +79,40 @@ def conv_cases(n, seed):
         yield mod, x_nhwc, sx, zx, y.int_repr().numpy().transpose(0, 2, 3, 1)
 
 
-def compare(accumulation, n_linear=60, n_conv=40, seed=0, engine="fbgemm"):
+def depthwise_cases(n, seed):
+    """Depthwise convs on and around fbgemm's specialised depthwise kernel (C % 8 == 0,
+    multiplier 1 or 2, 3x3 or 5x5, stride 1 or 2, same padding, no dilation), which sums
+    saturating int16 pairs even on VNNI CPUs; the neighbours change one condition each."""
+    import torch
+    import torch.ao.nn.quantized as nnq
+
+    rng = np.random.default_rng(seed)
+    for t in range(n):
+        c, mult = 8 * int(rng.integers(1, 4)), int(rng.integers(1, 3))
+        k = int(rng.choice([3, 5]))
+        s, p, d = int(rng.integers(1, 3)), (k - 1) // 2, 1
+        change = t % 6  # 0, 1: on the fast path; then one condition off it
+        if change == 2:
+            c += 4  # channels not a multiple of 8
+        elif change == 3:
+            p = (k - 1) // 2 + 1 - 2 * int(rng.integers(0, 2))  # not "same" padding
+        elif change == 4:
+            d = 2
+        elif change == 5:
+            mult, s = 3, 3
+        o = c * mult
+        mod = nnq.Conv2d(c, o, k, stride=s, padding=p, dilation=d, groups=c, bias=t % 4 != 1)
+        bias = torch.from_numpy(rng.standard_normal(o).astype(np.float32)) if t % 4 != 1 else None
+        mod.set_weight_bias(_weight(torch, rng, (o, 1, k, k), t % 2 == 0, False), bias)
+        sx, zx, mod.scale, mod.zero_point = _io_params(rng, t)
+        h, w = (int(v) for v in rng.integers(k * d, 15, 2))
+        x = rng.integers(0, 256, (2, c, h, w)).astype(np.uint8)
+        y = mod(torch._make_per_tensor_quantized_tensor(torch.from_numpy(x), sx, zx))
+        x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        yield mod, x_nhwc, sx, zx, y.int_repr().numpy().transpose(0, 2, 3, 1)
+
+
+def compare(accumulation, n_linear=60, n_conv=40, seed=0, engine="fbgemm", n_depthwise=36):
     """Layers, outputs and mismatching outputs of qkit vs torch, per kind."""
     import torch
 
@@ -87,11 +120,13 @@ def compare(accumulation, n_linear=60, n_conv=40, seed=0, engine="fbgemm"):
 
     torch.backends.quantized.engine = engine
     report = {}
-    kinds = (("linear", linear_cases(n_linear, seed)), ("conv2d", conv_cases(n_conv, seed)))
+    kinds = [("linear", linear_cases(n_linear, seed)), ("conv2d", conv_cases(n_conv, seed))]
+    if engine == "fbgemm":  # the x86 engine runs convs on oneDNN (docs/semantics.md)
+        kinds.append(("depthwise", depthwise_cases(n_depthwise, seed)))
     for kind, cases in kinds:
         layers = outputs = mismatches = 0
         for mod, x, sx, zx, y_torch in cases:
-            y = from_torch(mod)(x, sx, zx, accumulation)
+            y = from_torch(mod, engine)(x, sx, zx, accumulation)
             layers += 1
             outputs += y.size
             mismatches += int((y != y_torch).sum())
