@@ -31,6 +31,8 @@ from qkit.core.checks import check_conv2d, check_float_array, check_int_array
 from qkit.kernels.conv import im2col
 
 ACCUMULATIONS = ("exact", "pairs16")
+OVERFLOWS = ("saturate", "wrap")
+INT32_LIMIT = np.float32(2.0**31)  # the first float32 that cvtps2dq cannot convert
 
 
 # --- quantize_per_tensor / per_channel, exactly as torch 2.13.0+cpu ------------------------
@@ -177,16 +179,26 @@ class FbgemmLayer:
                 bias_q = (self.bias * inv).astype(np.float32)
         return mult, bias_q
 
-    def __call__(self, x_q, x_scale: float, x_zero_point: int, accumulation: str = "auto"):
+    def __call__(self, x_q, x_scale: float, x_zero_point: int, accumulation: str = "auto",
+                 overflow: str = "saturate"):
         """uint8 outputs for uint8 inputs ``x_q`` ((M,K), or (N,H,W,C) for Conv2d).
 
         With exact accumulation and symmetric weights this is one fused kernel
         (`qkit.kernels.qlinear` / `qconv2d`); otherwise the steps run one by one.
+
+        ``overflow="wrap"`` reproduces what PyTorch does when a requantized value reaches
+        2^31 (a tiny output scale): fbgemm's float -> int32 conversion returns INT_MIN, so
+        the output lands on its lower clamp (0, or the zero point with a fused ReLU) where
+        the formula, and qkit by default, saturates to 255. That is a PyTorch bug, modelled
+        only to compare outputs; "saturate" is the arithmetic the formula defines.
         """
         x_q = check_int_array(x_q, "x_q", (np.uint8,), ndim=4 if self.conv else 2)
+        if overflow not in OVERFLOWS:
+            raise ValueError(f"overflow must be one of {OVERFLOWS}, got {overflow!r}")
         if accumulation == "auto":
             accumulation = self.accumulation()
-        exact = accumulation == "exact" and not self.w_zero_point.any()
+        exact = (accumulation == "exact" and not self.w_zero_point.any()
+                 and overflow == "saturate")
         if exact and self._packed is not None and self._packed[0] is self.w:
             bound = self._bound.get(self._bound_key(x_q, x_scale, x_zero_point))
             if bound is not None:
@@ -210,6 +222,12 @@ class FbgemmLayer:
         raw = self.accumulate(x_q, accumulation, int(x_zero_point))
         flat = raw.reshape(-1, raw.shape[-1])
         y = kernels.requantize_float(flat, mult, self.out_zero_point, qmin, 255, bias=bias_q)
+        if overflow == "wrap":
+            scaled = flat.astype(np.float32)
+            if bias_q is not None:
+                scaled = (scaled + bias_q).astype(np.float32)
+            scaled = (scaled * mult).astype(np.float32)
+            y[np.abs(scaled) >= INT32_LIMIT] = qmin  # INT_MIN + zero point, then the clamp
         return y.reshape(raw.shape)
 
 
@@ -273,6 +291,11 @@ def from_torch(module, engine: str | None = None) -> FbgemmLayer:
     import torch
 
     name = type(module).__name__
+    if ".dynamic" in type(module).__module__:
+        raise TypeError(f"from_torch reads static quantized layers; {name} from "
+                        f"{type(module).__module__} is dynamic (its activations are quantized "
+                        "per call and its output is float, so it has no output scale or zero "
+                        "point): run dynamic quantization with qkit.engine.dynamic.DynamicModel")
     quantized = ".quantized" in type(module).__module__
     if not quantized or name not in ("Linear", "LinearReLU", "Conv2d", "ConvReLU2d"):
         raise TypeError(f"from_torch reads quantized Linear/Conv2d (+ReLU) modules, got {name}")

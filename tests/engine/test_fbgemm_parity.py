@@ -141,3 +141,53 @@ def test_fbgemm_depthwise_path_is_recognised(kind, expected):
         assert layer.accumulation() == ("pairs16" if expected else "exact")
         layer.engine = "x86"  # oneDNN runs convs on VNNI CPUs: exact
         assert layer.accumulation() == "exact"
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("conv", [False, True])
+def test_requantized_values_past_int32_wrap_in_torch(relu, conv):
+    # a tiny output scale pushes f32(raw + bias) * mult past 2^31: fbgemm's float -> int32
+    # conversion gives INT_MIN and PyTorch outputs the lower clamp where the formula (and qkit
+    # by default) saturates to 255; overflow="wrap" reproduces PyTorch, "saturate" the formula
+    import torch.ao.nn.intrinsic.quantized as nniq
+    import torch.ao.nn.quantized as nnq
+
+    from qkit import reference
+
+    torch.backends.quantized.engine = "fbgemm"
+    rng = np.random.default_rng(7)
+    if conv:
+        mod = (nniq.ConvReLU2d if relu else nnq.Conv2d)(4, 8, 3, padding=1)
+        w = rng.standard_normal((8, 4, 3, 3)).astype(np.float32)
+        x = rng.integers(0, 256, (2, 4, 6, 6)).astype(np.uint8)
+    else:
+        mod = nniq.LinearReLU(64, 16) if relu else nnq.Linear(64, 16)
+        w = rng.standard_normal((16, 64)).astype(np.float32)
+        x = rng.integers(0, 256, (8, 64)).astype(np.uint8)
+    mod.set_weight_bias(torch.quantize_per_tensor(torch.from_numpy(w), 0.02, 0, torch.qint8),
+                        torch.zeros(w.shape[0]))
+    mod.scale, mod.zero_point = 1e-9, 7
+    y_torch = mod(torch._make_per_tensor_quantized_tensor(torch.from_numpy(x), 0.05, 3))
+    y_torch = y_torch.int_repr().numpy()
+    x_q = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if conv else x
+    y_torch = y_torch.transpose(0, 2, 3, 1) if conv else y_torch
+    layer = from_torch(mod)
+    wrapped, saturated = layer(x_q, 0.05, 3, overflow="wrap"), layer(x_q, 0.05, 3)
+    assert np.array_equal(wrapped, y_torch)
+    lowest = 7 if relu else 0
+    differ = saturated != y_torch
+    assert differ.sum() > 0 and (saturated[differ] == 255).all()
+    assert (y_torch[differ] == lowest).all()
+    mult, bias_q = layer.requant_params(0.05)
+    if not conv:  # the default is the formula's saturation, which the reference computes
+        ref = reference.qlinear(x_q, layer.w, 3, mult, 7, lowest, 255, bias=bias_q)
+        assert np.array_equal(saturated, ref)
+    with pytest.raises(ValueError, match="overflow must be one of"):
+        layer(x_q, 0.05, 3, overflow="clip")
+
+
+def test_dynamic_linear_is_refused_by_name():
+    import torch.ao.nn.quantized.dynamic as nnqd
+
+    with pytest.raises(TypeError, match="is dynamic .*DynamicModel"):
+        from_torch(nnqd.Linear(8, 4))
