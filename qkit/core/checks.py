@@ -55,6 +55,19 @@ def check_int_array(q, name: str, dtypes=INTEGER_OPERANDS, ndim: int | None = No
     return q
 
 
+def check_int4_values(q) -> np.ndarray:
+    """4-bit integers to pack: int8 in [-8, 7] or uint8 in [0, 15], at least one axis."""
+    q = check_int_array(q, "q", (np.int8, np.uint8))
+    if q.ndim == 0:
+        raise ValueError("q must have at least one axis: values are packed two per byte along "
+                         "the last one")
+    if q.dtype == np.int8:
+        check_range(q, "q", -8, 7)
+    else:
+        check_range(q, "q", 0, 15)
+    return q
+
+
 def check_range(q: np.ndarray, name: str, qmin: int, qmax: int) -> None:
     """Values of `q` must lie in [qmin, qmax] (e.g. a declared 4-bit range in an int8 array)."""
     low, high = int(q.min()), int(q.max())
@@ -173,12 +186,47 @@ def check_codebook_gemm(a, idx, codebook):
     return a, idx, np.ascontiguousarray(codebook, dtype=np.int16)
 
 
-def check_requantize(acc, zero_point, qmin, qmax, bias, n_params):
-    """``acc`` (M,N) int32; per-tensor (1 value) or per-channel (N values) parameters."""
+def check_fixed_point(multiplier, shift) -> tuple[np.ndarray, np.ndarray]:
+    """gemmlowp's ``(M0, shift)`` as int32 arrays: integers, M0 in [0, 2^31), shift in
+    [-31, 30] (`qkit.core.fixedpoint.quantize_multiplier` gives M0 in [2^30, 2^31))."""
+    out = []
+    for name, value, low, high in (("multiplier", multiplier, 0, 2**31 - 1),
+                                   ("shift", shift, -31, 30)):
+        v = np.atleast_1d(np.asarray(value))
+        if v.dtype.kind not in "iuf" or v.ndim != 1:
+            raise TypeError(f"{name} must be an integer or a 1-D array of integers, got "
+                            f"{type(value).__name__} {v.dtype}")
+        if v.dtype.kind == "f" and not (np.isfinite(v).all() and (v == np.round(v)).all()):
+            raise TypeError(f"{name} must be integers (M0 and shift from quantize_multiplier, "
+                            f"not the real multiplier), got {value}")
+        if v.size and (v.min() < low or v.max() > high):
+            raise ValueError(f"{name} must lie in [{low}, {high}], got {value}")
+        out.append(v.astype(np.int32))
+    if out[0].size != out[1].size:
+        raise ValueError(f"multiplier and shift must have the same number of values, got "
+                         f"{out[0].size} and {out[1].size}")
+    return out[0], out[1]
+
+
+def check_requantize(acc, zero_point, qmin, qmax, bias, n_params, *, integer_bias=False):
+    """``acc`` (M,N) int32; per-tensor (1 value) or per-channel (N values) parameters; a bias
+    of N finite values (integers for the fixed-point rule, whose bias is int32)."""
     acc = check_int_array(acc, "acc", (np.int32,), ndim=2)
     qmin, qmax = check_qrange(qmin, qmax)
+    if not isinstance(zero_point, int | np.integer) and not (
+            isinstance(zero_point, float | np.floating) and float(zero_point).is_integer()):
+        raise TypeError(f"zero_point must be an integer, got {zero_point!r}")
     if not qmin <= int(zero_point) <= qmax:
         raise ValueError(f"zero_point {zero_point} outside [qmin, qmax] = [{qmin}, {qmax}]")
+    if bias is not None:
+        b = np.asarray(bias)
+        with np.errstate(over="ignore"):
+            finite = b.dtype.kind in "iuf" and np.isfinite(b.astype(np.float32)).all()
+        if not finite:
+            raise ValueError(f"bias must be finite numbers (in float32), got {bias}")
+        if integer_bias and not ((b == np.round(b)).all() and np.abs(b).max(initial=0) < 2**31):
+            raise ValueError("bias must be int32 integers for fixed-point requantization (at "
+                             f"scale s_in * s_w), got {bias}")
     n = acc.shape[1]
     for name, size in n_params.items():
         if size not in (1, n):
@@ -206,6 +254,8 @@ def check_qlinear(x, w_n_k, w_max_abs, x_zero_point, multiplier, out_zero_point,
     if storage_dtype(qmin, qmax).itemsize != 1:
         raise ValueError(f"qlinear outputs 8-bit integers: [qmin, qmax] = [{qmin}, {qmax}] does "
                          "not fit int8 or uint8")
+    if int(out_zero_point) != out_zero_point:
+        raise TypeError(f"out_zero_point must be an integer, got {out_zero_point!r}")
     if not qmin <= int(out_zero_point) <= qmax:
         raise ValueError(f"out_zero_point {out_zero_point} outside [qmin, qmax] = [{qmin}, {qmax}]")
     mult = np.broadcast_to(np.asarray(multiplier, np.float32).reshape(-1), (n,))

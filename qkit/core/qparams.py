@@ -227,3 +227,11 @@ def activation_range(activation: str | None, scale: float, zero_point: int, qmin
         top = zero_point + int(np.rint(np.float32(6.0) / np.float32(scale)))
         return max(qmin, zero_point), min(qmax, top)
     raise ValueError(f"activation must be None, 'relu' or 'relu6', got {activation!r}")
+
+
+def check_qparams(qp, name: str = "qp") -> QParams:
+    """``qp`` must be a `QParams` (a bare scale is not enough: zero point and bits matter)."""
+    if not isinstance(qp, QParams):
+        raise TypeError(f"{name} must be a QParams (from qparams_from_tensor or "
+                        f"qparams_from_range), got {type(qp).__name__} {qp!r}")
+    return qp

@@ -34,6 +34,8 @@ def trace(model) -> tuple[list[Op], str]:
     """The model's operations in execution order, and the name of its output."""
     import torch.fx
 
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     model = model.eval()
     gm = torch.fx.symbolic_trace(model)
     modules = dict(gm.named_modules())

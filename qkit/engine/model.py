@@ -39,7 +39,9 @@ class IntegerModel:
     @classmethod
     def from_float(cls, model, calibration, scheme: Scheme = SCHEMES["w8a8-per-channel"],
                    batch: int = 256) -> IntegerModel:
-        """Trace, fold BN, calibrate activation ranges on ``calibration`` (NCHW), quantize."""
+        """Trace, fold BN, calibrate activation ranges on ``calibration`` (NCHW), quantize.
+        ``scheme`` is a `Scheme` or the name of one in `SCHEMES`."""
+        scheme = _scheme(scheme)
         ops, output = trace(model)
         if scheme.equalize:
             equalize(ops)
@@ -183,10 +185,26 @@ class IntegerModel:
 
     def run(self, x_q: np.ndarray, backend=kernels, keep: bool = False):
         """Integer forward pass from uint8 NHWC input; the uint8 output (or every output)."""
+        self._check_input(x_q)
         vals = {}
         for op in self.ops:
             vals[op.name] = self._step(op, vals, x_q, backend)
         return vals if keep else vals[self.output]
+
+    def _check_input(self, x_q) -> None:
+        """``x_q`` must be what `quantize_input` gives: uint8, NHWC with the calibration
+        images' channels (any height and width), or (N, F) with their features."""
+        if not isinstance(x_q, np.ndarray) or x_q.dtype != np.uint8:
+            raise TypeError(f"x_q must be a uint8 array on the input grid (quantize_input "
+                            f"gives it), got {getattr(x_q, 'dtype', type(x_q).__name__)}")
+        chw = getattr(self, "shapes", {}).get(self.ops[0].name)
+        if chw is None:
+            return
+        if len(chw) == 3 and (x_q.ndim != 4 or x_q.shape[3] != chw[0]):
+            raise ValueError(f"x_q must be NHWC with C={chw[0]} (quantize_input turns NCHW "
+                             f"images into it), got shape {x_q.shape}")
+        if len(chw) == 1 and (x_q.ndim != 2 or x_q.shape[1] != chw[0]):
+            raise ValueError(f"x_q must be (N, {chw[0]}), got shape {x_q.shape}")
 
     def _step(self, op: Op, vals: dict, x_q, b):
         if op.kind == "input":
@@ -260,3 +278,14 @@ def _rounding_shift(op: Op, w, w_q, scale, mean_x) -> np.ndarray:
     mx = mean_x.reshape(groups, w.shape[1])  # input channels of each group
     og = w.shape[0] // groups
     return np.einsum("oc,oc->o", err.sum(axis=(2, 3)), np.repeat(mx, og, axis=0))
+
+
+def _scheme(scheme) -> Scheme:
+    if isinstance(scheme, str):
+        if scheme not in SCHEMES:
+            raise ValueError(f"scheme {scheme!r} is not one of SCHEMES: {sorted(SCHEMES)}")
+        return SCHEMES[scheme]
+    if not isinstance(scheme, Scheme):
+        raise TypeError(f"scheme must be a Scheme or a name in SCHEMES, got "
+                        f"{type(scheme).__name__}")
+    return scheme

@@ -3,14 +3,33 @@ the calibration methods) and the named schemes of the evaluation table, `SCHEMES
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
+
+from qkit.core.observers import OBSERVERS
+
+ROUNDINGS = ("nearest", "adaptive")
+RANGE_LOSSES = ("kl", "mse")
+
+
+def _pairs(layer_bits) -> list:
+    try:
+        pairs = [(str(name), bits) for name, bits in layer_bits]
+    except (TypeError, ValueError):
+        raise TypeError(f"layer_bits must be ((op name, weight bits), ...), got "
+                        f"{layer_bits!r}") from None
+    return pairs
 
 
 @dataclass(frozen=True)
 class Scheme:
-    """How to quantize: weight bits and granularity, and the activation observer."""
+    """How to quantize: weight bits and granularity, and the activation observer.
+
+    Everything after ``weight_bits`` is keyword-only (``Scheme(4, per_channel=False)``): a
+    positional run of flags once switched the wrong one on.
+    """
 
     weight_bits: int = 8
+    _: KW_ONLY
     per_channel: bool = True
     observer: str = "minmax"  # a qkit.core.observers name, or "loss_aware" (qkit.engine.ranges)
     range_loss: str = "kl"  # what "loss_aware" minimises at the output: "kl" or "mse"
@@ -18,6 +37,22 @@ class Scheme:
     equalize: bool = False  # cross-layer equalization first (qkit.engine.equalize)
     layer_bits: tuple = ()  # mixed precision: ((op name, weight bits), ...) overrides
     rounding: str = "nearest"  # or "adaptive": qkit.engine.adaround (AdaRound's local loss)
+
+    def __post_init__(self):
+        for name, bits in (("weight_bits", self.weight_bits),
+                           *((f"layer_bits[{n!r}]", b) for n, b in _pairs(self.layer_bits))):
+            if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 8:
+                raise ValueError(f"{name} must be an integer from 2 to 8 (weights are stored "
+                                 f"in int8), got {bits!r}")
+        for name, value, allowed in (
+                ("observer", self.observer, (*sorted(OBSERVERS), "loss_aware")),
+                ("range_loss", self.range_loss, RANGE_LOSSES),
+                ("rounding", self.rounding, ROUNDINGS)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+        for name in ("per_channel", "bias_correction", "equalize"):
+            if not isinstance(getattr(self, name), bool | int):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
     def bits_for(self, name: str) -> int:
         return dict(self.layer_bits).get(name, self.weight_bits)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from qkit.core.checks import check_int_array, check_range
+from qkit.core.checks import check_int4_values, check_int_array
 
 
 @njit(cache=True)
@@ -30,8 +30,7 @@ def _unpack_nb(packed, length, signed, out):
 
 def pack_int4(q) -> np.ndarray:
     """Pack 4-bit integers two per byte along the last axis (see the reference)."""
-    q = check_int_array(q, "q", (np.int8, np.uint8))
-    check_range(q, "q", -8, 7) if q.dtype == np.int8 else check_range(q, "q", 0, 15)
+    q = check_int4_values(q)
     flat = np.ascontiguousarray(q.reshape(-1, q.shape[-1]))
     out = np.empty((flat.shape[0], (q.shape[-1] + 1) // 2), np.uint8)
     _pack_nb(flat, out)

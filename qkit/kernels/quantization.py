@@ -8,7 +8,7 @@ import numpy as np
 from numba import njit, prange
 
 from qkit.core.checks import check_float_array, check_int_array, check_range
-from qkit.core.qparams import QParams, block_params, to_blocks
+from qkit.core.qparams import QParams, block_params, check_qparams, to_blocks
 from qkit.core.rounding import MODE_CODE, check_rounding
 
 
@@ -53,6 +53,7 @@ def _dequantize_nb(qb, scale, zp, out):
 
 def quantize(x, qp: QParams, rounding: str = "half_even", rng=None) -> np.ndarray:
     """``q = clip(round(x / scale) + zero_point, qmin, qmax)`` (numba; see the reference)."""
+    qp = check_qparams(qp)
     x = check_float_array(x)
     noise = check_rounding(rounding, rng, x.shape)
     xb, restore = to_blocks(x, qp.axis, qp.group_size)
@@ -65,6 +66,7 @@ def quantize(x, qp: QParams, rounding: str = "half_even", rng=None) -> np.ndarra
 
 def dequantize(q, qp: QParams) -> np.ndarray:
     """``x = (q - zero_point) * scale`` in float32 (numba; see the reference)."""
+    qp = check_qparams(qp)
     q = check_int_array(q, "q", (np.int8, np.uint8, np.int16, np.uint16))
     check_range(q, "q", qp.qmin, qp.qmax)
     qb, restore = to_blocks(q, qp.axis, qp.group_size)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from qkit.core.checks import check_requantize, storage_dtype
+from qkit.core.checks import check_fixed_point, check_requantize, storage_dtype
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
@@ -67,12 +67,10 @@ def _requantize_float_nb(acc, mult, bias, has_bias, zp, qmin, qmax, out):
 def requantize_fixed(acc, multiplier, shift, zero_point: int, qmin: int, qmax: int,
                      bias=None) -> np.ndarray:
     """``y = clamp(MultiplyByQuantizedMultiplier(acc + bias, M0, shift) + zp, qmin, qmax)``."""
-    m0 = np.atleast_1d(np.asarray(multiplier, dtype=np.int32))
-    shift = np.atleast_1d(np.asarray(shift, dtype=np.int32))
+    m0, shift = check_fixed_point(multiplier, shift)
     acc, qmin, qmax = check_requantize(acc, zero_point, qmin, qmax, bias,
-                                       {"multiplier": m0.size, "shift": shift.size})
-    if m0.size != shift.size:
-        raise ValueError("multiplier and shift must have the same number of values")
+                                       {"multiplier": m0.size, "shift": shift.size},
+                                       integer_bias=True)
     b = np.zeros(1, np.int64) if bias is None else np.asarray(bias, np.int32).astype(np.int64)
     out = np.empty(acc.shape, storage_dtype(qmin, qmax))
     _requantize_fixed_nb(acc, (m0, shift), (b, bias is not None), (int(zero_point), qmin, qmax),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qkit.core.checks import check_int_array, check_range
+from qkit.core.checks import check_int4_values, check_int_array
 
 
 def pack_int4(q) -> np.ndarray:
@@ -15,11 +15,7 @@ def pack_int4(q) -> np.ndarray:
     >>> pack_int4(np.array([-8, 7, 1], dtype=np.int8))
     array([120,   1], dtype=uint8)
     """
-    q = check_int_array(q, "q", (np.int8, np.uint8))
-    if q.dtype == np.int8:
-        check_range(q, "q", -8, 7)
-    else:
-        check_range(q, "q", 0, 15)
+    q = check_int4_values(q)
     n = q.shape[-1]
     padded = np.zeros(q.shape[:-1] + (n + n % 2,), np.uint8)
     padded[..., :n] = q.astype(np.uint8) & 0x0F  # two's-complement nibble

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from qkit.core.checks import check_float_array, check_int_array, check_range
-from qkit.core.qparams import QParams, block_params, to_blocks
+from qkit.core.qparams import QParams, block_params, check_qparams, to_blocks
 from qkit.core.rounding import check_rounding, round_values
 
 
@@ -20,6 +20,7 @@ def quantize(x, qp: QParams, rounding: str = "half_even", rng=None) -> np.ndarra
     >>> quantize(np.array([-1.0, 0.0, 0.25, 0.75, 200.0]), qp)
     array([  8,  10,  10,  12, 255], dtype=uint8)
     """
+    qp = check_qparams(qp)
     x = check_float_array(x)
     noise = check_rounding(rounding, rng, x.shape)
     xb, restore = to_blocks(x, qp.axis, qp.group_size)  # (C, G, L)
@@ -39,6 +40,7 @@ def dequantize(q, qp: QParams) -> np.ndarray:
     >>> dequantize(np.array([8, 10, 12], dtype=np.uint8), QParams(0.5, 10, signed=False))
     array([-1.,  0.,  1.], dtype=float32)
     """
+    qp = check_qparams(qp)
     q = check_int_array(q, "q", (np.int8, np.uint8, np.int16, np.uint16))
     check_range(q, "q", qp.qmin, qp.qmax)
     qb, restore = to_blocks(q, qp.axis, qp.group_size)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qkit.core.checks import check_requantize, storage_dtype
+from qkit.core.checks import check_fixed_point, check_requantize, storage_dtype
 from qkit.core.fixedpoint import multiply_by_quantized_multiplier
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -32,10 +32,10 @@ def requantize_fixed(acc, multiplier, shift, zero_point: int, qmin: int, qmax: i
     >>> requantize_fixed(np.array([[10, -10, 1000]], np.int32), m0, shift, 3, 0, 255)
     array([[  6,   0, 253]], dtype=uint8)
     """
-    m0 = np.atleast_1d(np.asarray(multiplier, dtype=np.int32))
-    shift = np.atleast_1d(np.asarray(shift, dtype=np.int32))
+    m0, shift = check_fixed_point(multiplier, shift)
     acc, qmin, qmax = check_requantize(acc, zero_point, qmin, qmax, bias,
-                                       {"multiplier": m0.size, "shift": shift.size})
+                                       {"multiplier": m0.size, "shift": shift.size},
+                                       integer_bias=True)
     x = acc.astype(np.int64)
     if bias is not None:
         x = np.clip(x + np.asarray(bias, dtype=np.int32), INT32_MIN, INT32_MAX)

@@ -144,3 +144,77 @@ def test_conv2d_checks(impl):
         impl.conv2d(x, np.ones((2, 1, 1, 6), np.int8), stride=0)
     with pytest.raises(ValueError, match="pad_value must be an integer"):
         impl.conv2d(x, np.ones((2, 1, 1, 6), np.int8), pad_value=300)
+
+
+ACC = np.array([[1000, -1000, 5]], np.int32)
+M0, SHIFT = quantize_multiplier(0.01)
+
+# (call on an implementation, error class, words the message must contain): each is a
+# silent wrong answer or an obscure error that an outside sweep found, now refused by name
+TWIN_CASES = [
+    (lambda i: i.requantize_fixed(ACC, 0.01, 0, 0, 0, 255), TypeError, "multiplier must be"),
+    (lambda i: i.requantize_fixed(ACC, -5, 0, 0, 0, 255), ValueError, "multiplier must lie"),
+    (lambda i: i.requantize_fixed(ACC, 2**31, 0, 0, 0, 255), ValueError, "multiplier must lie"),
+    (lambda i: i.requantize_fixed(ACC, M0, 40, 0, 0, 255), ValueError, "shift must lie"),
+    (lambda i: i.requantize_fixed(ACC, M0, -100, 0, 0, 255), ValueError, "shift must lie"),
+    (lambda i: i.requantize_fixed(ACC, [M0, M0], [SHIFT], 0, 0, 255), ValueError,
+     "same number of values"),
+    (lambda i: i.requantize_fixed(ACC, M0, SHIFT, 0, 0, 255, bias=np.array([0.5, 0, 0])),
+     ValueError, "bias must be int32 integers"),
+    (lambda i: i.requantize_fixed(ACC, M0, SHIFT, 0, 0, 255, bias=np.array([np.nan, 0, 0])),
+     ValueError, "bias must be finite"),
+    (lambda i: i.requantize_float(ACC, 0.01, 0, 0, 255, bias=np.array([1e40, 0, 0])),
+     ValueError, "bias must be finite"),
+    (lambda i: i.requantize_float(ACC, 0.01, 2.5, 0, 255), TypeError, "zero_point must be an"),
+    (lambda i: i.requantize_fixed(ACC, M0, SHIFT, 3.7, 0, 255), TypeError,
+     "zero_point must be an"),
+    (lambda i: i.quantize(np.ones(3, np.float32), 0.1), TypeError, "qp must be a QParams"),
+    (lambda i: i.dequantize(np.ones(3, np.int8), 0.1), TypeError, "qp must be a QParams"),
+    (lambda i: i.pack_int4(np.int8(3)), ValueError, "at least one axis"),
+    (lambda i: i.qlinear(np.ones((2, 3), np.uint8), np.ones((4, 3), np.int8), 0, 0.1, 2.5, 0,
+                         255), TypeError, "out_zero_point must be an integer"),
+]
+
+
+@BOTH
+@pytest.mark.parametrize("case", range(len(TWIN_CASES)))
+def test_twins_refuse_alike(impl, case):
+    call, error, words = TWIN_CASES[case]
+    with pytest.raises(error, match=words) as raised:
+        call(impl)
+    # the other twin raises the same class with the same message
+    other = K if impl is R else R
+    with pytest.raises(error) as raised_other:
+        call(other)
+    assert str(raised_other.value) == str(raised.value)
+
+
+def test_schemes_and_models_refuse_bad_settings():
+    import torch
+
+    from qkit.engine import IntegerModel, Scheme, trace
+
+    for kwargs, words in ((dict(weight_bits=12), "weight_bits must be an integer from 2 to 8"),
+                          (dict(weight_bits=1), "weight_bits"),
+                          (dict(observer="max"), "observer must be one of"),
+                          (dict(rounding="up"), "rounding must be one of"),
+                          (dict(range_loss="l1"), "range_loss must be one of"),
+                          (dict(layer_bits=(("c1", 9),)), "layer_bits\\['c1'\\]")):
+        with pytest.raises(ValueError, match=words):
+            Scheme(**kwargs)
+    with pytest.raises(TypeError, match="positional"):
+        Scheme(4, True, "minmax", True)  # the flags are keyword-only
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+        trace("not a model")
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()).eval()
+    x = torch.rand(4, 3, 8, 8)
+    with pytest.raises(TypeError, match="scheme must be a Scheme"):
+        IntegerModel.from_float(model, x, scheme=8)
+    with pytest.raises(ValueError, match="not one of SCHEMES"):
+        IntegerModel.from_float(model, x, scheme="w8a8-pc")
+    im = IntegerModel.from_float(model, x, scheme="w8a8-per-channel")
+    q = im.quantize_input(x)
+    with pytest.raises(TypeError, match="x_q must be a uint8"):
+        im.run(q.view(np.int8))
+    with pytest.raises(ValueError, match="NHWC with C=3"):
+        im.run(np.ascontiguousarray(q.transpose(0, 3, 1, 2)))  # NCHW by mistake
