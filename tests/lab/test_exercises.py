@@ -115,3 +115,20 @@ def test_notebook_05_10_exercise_mistakes(check, answer, hint):
         warnings.simplefilter("ignore")  # the empty-cluster mistake takes a mean of nothing
         fb = getattr(exercises, check)(answer)
     assert not fb and hint in fb.message
+
+
+@pytest.mark.parametrize("name", sorted(exercises.SOLUTIONS))
+def test_a_blank_answer_is_not_answered_yet(name, capsys):
+    # the student edition's stub is `...`: every checker says "not yet", never a traceback
+    fb = getattr(exercises, name)(...)
+    assert not fb and fb.message == exercises.feedback.NOT_ANSWERED
+    assert capsys.readouterr().out.count("replace the ...") == 1
+
+
+def test_feedback_is_shown_once(capsys):
+    fb = exercises.int8_bytes(1000 * 1280 + 4 * 1000)  # prints its feedback
+    fb._ipython_display_()  # what IPython does with a cell's last value: nothing more
+    assert capsys.readouterr().out.count("passed:") == 1
+    quiet = exercises.Feedback(True, "made by hand, never printed")
+    quiet._ipython_display_()
+    assert "made by hand" in capsys.readouterr().out

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from qkit.lab.exercises.feedback import Feedback, report
+from qkit.lab.exercises.feedback import Feedback, checker, report
 
 
+@checker
 def int8_bytes(count: int) -> Feedback:
     """Exercise 1: bytes of a 1000 x 1280 weight matrix in int8 with one float32 scale per row."""
     want = 1000 * 1280 + 1000 * 4
@@ -17,6 +18,7 @@ def int8_bytes(count: int) -> Feedback:
     return report(Feedback(False, "1 byte per weight plus 4 bytes per row for its scale"))
 
 
+@checker
 def db_per_bit(value: float) -> Feedback:
     """Exercise 2: how many dB of SQNR does one more bit buy (uniform-noise model)?"""
     if abs(value - 6.02) < 0.01:
@@ -26,6 +28,7 @@ def db_per_bit(value: float) -> Feedback:
     return report(Feedback(False, "one bit halves the step Δ; noise power is Δ²/12"))
 
 
+@checker
 def mac_energy_ratio(ratio: float) -> Feedback:
     """Exercise 3: fp32 multiply-add energy divided by int8 multiply + int32 add (Horowitz 2014)."""
     from qkit.topics.energy import PJ

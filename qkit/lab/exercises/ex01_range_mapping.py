@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from qkit.core.qparams import qparams_from_range, qparams_from_tensor, qrange
-from qkit.lab.exercises.feedback import Feedback, report
+from qkit.lab.exercises.feedback import Feedback, checker, report
 
 RANGE_QUESTION = {"lo": -0.5, "hi": 4.5, "bits": 8, "signed": False}
 
 
+@checker
 def scale_and_zero_point(scale: float, zero_point: int) -> Feedback:
     """Exercise 1: the uint8 asymmetric scale and zero point for the range [-0.5, 4.5]."""
     q = RANGE_QUESTION
@@ -31,6 +32,7 @@ def scale_and_zero_point(scale: float, zero_point: int) -> Feedback:
                                   f"scale) = 0 - round({q['lo']} / {want_s:.6f})."))
 
 
+@checker
 def quantize_function(fn) -> Feedback:
     """Exercise 2: write ``fn(x, scale, zero_point, qmin, qmax) -> integer array``."""
     from qkit.core.qparams import QParams
@@ -65,6 +67,7 @@ def quantize_function(fn) -> Feedback:
     return report(Feedback(True, "round(x / scale) + zero_point, clipped: exactly qkit's rule."))
 
 
+@checker
 def per_channel_scales(fn) -> Feedback:
     """Exercise 3: ``fn(w) -> scales``, one symmetric int8 (narrow range) scale per row of w."""
     rng = np.random.default_rng(0)

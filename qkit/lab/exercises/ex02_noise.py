@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from qkit.lab.exercises.feedback import Feedback, report
+from qkit.lab.exercises.feedback import Feedback, checker, report
 
 
+@checker
 def sqnr_theory(bits: int, answer_db: float) -> Feedback:
     """Exercise 1: the SQNR the uniform-noise model predicts for a full-scale sine at ``bits``."""
     want = 6.02 * bits + 1.76
@@ -17,6 +18,7 @@ def sqnr_theory(bits: int, answer_db: float) -> Feedback:
     return report(Feedback(False, "SQNR = 6.02 b + 1.76 dB for a full-scale sine"))
 
 
+@checker
 def noise_power(fn) -> Feedback:
     """Exercise 2: ``fn(step) -> variance`` of the uniform rounding error for that step."""
     for step in (1.0, 0.1, 2.0 ** -7):
@@ -33,6 +35,7 @@ def noise_power(fn) -> Feedback:
     return report(Feedback(True, "Δ²/12: quarter the step, 16x less noise (12 dB = 2 bits)."))
 
 
+@checker
 def best_clip(fn) -> Feedback:
     """Exercise 3: ``fn(x, bits) -> alpha``, the clip of a symmetric grid with the least MSE."""
     from qkit.topics.noise import clipping_curve

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from qkit.lab.exercises.feedback import Feedback, report
+from qkit.lab.exercises.feedback import Feedback, checker, report
 
 
+@checker
 def zero_point_correction(fn) -> Feedback:
     """Exercise 1: ``fn(x_q, w_q, zx, zw) -> sum_k (x - zx)(w - zw)`` for one row and one column,
     using only ``sum(x*w)``, ``sum(x)``, ``sum(w)`` and K (the zero-point expansion)."""
@@ -29,6 +30,7 @@ def zero_point_correction(fn) -> Feedback:
                                  "are computed once, at load time."))
 
 
+@checker
 def overflow_bound(k_max: int) -> Feedback:
     """Exercise 2: the largest K for which a u8 x s8 dot product cannot overflow int32."""
     want = (2**31 - 1) // (255 * 128)
@@ -43,6 +45,7 @@ def overflow_bound(k_max: int) -> Feedback:
                                   "K_max = (2^31 - 1) // (255 * 128)"))
 
 
+@checker
 def multiplier_by_hand(m0: int, shift: int) -> Feedback:
     """Exercise 3: ``quantize_multiplier(0.3)`` by hand: M0 in [2^30, 2^31) and the shift."""
     from qkit.core.fixedpoint import quantize_multiplier

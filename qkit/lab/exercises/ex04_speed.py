@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from qkit.lab.exercises.feedback import Feedback, report
+from qkit.lab.exercises.feedback import Feedback, checker, report
 
 
+@checker
 def ops_count(count: int) -> Feedback:
     """Exercise 1: operations in one (128 x 384) @ (384 x 1536) GEMM (a multiply-add is 2)."""
     want = 2 * 128 * 384 * 1536
@@ -16,6 +17,7 @@ def ops_count(count: int) -> Feedback:
     return report(Feedback(False, "each of the M x N outputs takes K multiplies and K adds"))
 
 
+@checker
 def gemv_bytes_ratio(ratio: float) -> Feedback:
     """Exercise 2: for a batch-1 GEMV (4096 x 4096), how many times fewer weight bytes does int8
     move than fp32? (Weights dominate: each is used once.)"""
@@ -25,6 +27,7 @@ def gemv_bytes_ratio(ratio: float) -> Feedback:
     return report(Feedback(False, "an fp32 weight is 4 bytes, an int8 weight 1 byte"))
 
 
+@checker
 def roofline(gops: float) -> Feedback:
     """Exercise 3: peak 400 GOP/s, memory 20 GB/s, int8 GEMV at ~2 ops/byte: the best GOP/s?"""
     want = min(400.0, 20.0 * 2.0)

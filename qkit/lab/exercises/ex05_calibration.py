@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from qkit.lab.exercises.feedback import Feedback, report
+from qkit.lab.exercises.feedback import Feedback, checker, report
 
 
+@checker
 def fold_bn(fn) -> Feedback:
     """Exercise 1: ``fn(w, b, gamma, beta, mean, var, eps) -> (w_folded, b_folded)`` for a conv
     (w: (O, I, kh, kw)) followed by BatchNorm2d in eval mode."""
@@ -30,6 +31,7 @@ def fold_bn(fn) -> Feedback:
                                   "gamma / sqrt(var + eps)"))
 
 
+@checker
 def percentile_clip(fn) -> Feedback:
     """Exercise 2: ``fn(x, p)``: the clipping value that keeps p% of |x| (a percentile)."""
     x = np.random.default_rng(6).standard_t(3, 20_000)
@@ -46,6 +48,7 @@ def percentile_clip(fn) -> Feedback:
     return report(Feedback(False, "np.percentile(np.abs(x), p)"))
 
 
+@checker
 def cle_factor(s: float) -> Feedback:
     """Exercise 3: channel ranges r1 = 4.0 (layer 1 output) and r2 = 0.25 (layer 2 input):
     the CLE factor s that divides layer 1's channel and multiplies layer 2's."""

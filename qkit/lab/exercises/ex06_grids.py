@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from qkit.lab.exercises.feedback import Feedback, report
+from qkit.lab.exercises.feedback import Feedback, checker, report
 
 
+@checker
 def kmeans_step(fn) -> Feedback:
     """Exercise 1: ``fn(x, centers) -> new centers``: one Lloyd step (assign to the nearest
     center, then move each center to the mean of its values; keep empty ones)."""
@@ -26,6 +27,7 @@ def kmeans_step(fn) -> Feedback:
     return report(Feedback(False, "assign each x to argmin |x - c|, then average per center"))
 
 
+@checker
 def lut_multiplies(count: int) -> Feedback:
     """Exercise 2: multiplies of one K = 64 dot product with a 16-entry codebook in the bucket
     kernel (`gemm_codebook`: add activations per code first)."""
@@ -37,6 +39,7 @@ def lut_multiplies(count: int) -> Feedback:
     return report(Feedback(False, "one multiply per codebook entry"))
 
 
+@checker
 def nf4_bits_per_weight(bits: float) -> Feedback:
     """Exercise 3: NF4 codes with one float32 absmax per block of 64 weights: bits per weight."""
     if abs(bits - 4.5) < 1e-9:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from qkit.lab.exercises.feedback import Feedback, report
+from qkit.lab.exercises.feedback import Feedback, checker, report
 
 
+@checker
 def ste_gradient(fn) -> Feedback:
     """Exercise 1: ``fn(x, scale, qmin, qmax)``: d fake_quant / dx under the clipped STE, with
     the clamp after the rounding as in PyTorch's FakeQuantize: 1 where ``round(x / scale)`` is
@@ -33,6 +34,7 @@ def ste_gradient(fn) -> Feedback:
     return report(Feedback(False, "the STE treats round() as identity; clamp() still clips"))
 
 
+@checker
 def lsq_init(step: float) -> Feedback:
     """Exercise 2: LSQ's initial step for 4-bit signed weights (Qp = 7) with mean |w| = 0.05."""
     want = 2 * 0.05 / np.sqrt(7)
@@ -41,6 +43,7 @@ def lsq_init(step: float) -> Feedback:
     return report(Feedback(False, "LSQ: s0 = 2 <|w|> / sqrt(Qp)"))
 
 
+@checker
 def lsq_grad_scale(g: float) -> Feedback:
     """Exercise 3: LSQ's gradient scale for one per-channel step covering 288 weights, 4 bits."""
     want = 1 / np.sqrt(288 * 7)

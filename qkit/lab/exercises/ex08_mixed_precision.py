@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from qkit.lab.exercises.feedback import Feedback, report
+from qkit.lab.exercises.feedback import Feedback, checker, report
 
 
+@checker
 def additive_sqnr(db: float) -> Feedback:
     """Exercise 1: two layers each alone give 30 dB output SQNR; both quantized (additive
     noise), the predicted SQNR?"""
@@ -18,6 +19,7 @@ def additive_sqnr(db: float) -> Feedback:
     return report(Feedback(False, "noise powers add: 10 log10(P / (2 N))"))
 
 
+@checker
 def allocation_bytes(count: int) -> Feedback:
     """Exercise 2: bytes of a 1000 x 1000 layer at 4 bits with one float32 scale per row."""
     want = 1000 * 1000 // 2 + 4 * 1000
@@ -28,6 +30,7 @@ def allocation_bytes(count: int) -> Feedback:
     return report(Feedback(False, "half a byte per weight plus 4 bytes per row"))
 
 
+@checker
 def greedy_choice(layer: str) -> Feedback:
     """Exercise 3: lowering layer A adds 2e-4 noise and saves 1000 bytes; layer B adds 1e-4 and
     saves 100 bytes. Which does the greedy allocator lower first?"""

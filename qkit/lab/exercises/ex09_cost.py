@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from qkit.lab.exercises.feedback import Feedback, report
+from qkit.lab.exercises.feedback import Feedback, checker, report
 
 
+@checker
 def dram_vs_mac(count: float) -> Feedback:
     """Exercise 1: how many int8 multiply-adds (0.2 + 0.1 pJ) cost as much as one 64-bit DRAM
     read (1.95 nJ)? (`qkit.topics.energy.PJ`)"""
@@ -17,6 +18,7 @@ def dram_vs_mac(count: float) -> Feedback:
     return report(Feedback(False, "1950 pJ divided by 0.3 pJ"))
 
 
+@checker
 def model_energy(uj: float) -> Feedback:
     """Exercise 2: 10^6 int8 MACs and 10^5 weight bytes read once from DRAM (ignore the
     activations): microjoules per inference?"""
@@ -29,6 +31,7 @@ def model_energy(uj: float) -> Feedback:
     return report(Feedback(False, "MACs x 0.3 pJ + (bytes / 8) x 1950 pJ, in microjoules"))
 
 
+@checker
 def gemv_intensity(ops_per_byte: float) -> Feedback:
     """Exercise 3: operations per weight byte of an int8 GEMV (1 x 4096 x 4096)."""
     if abs(ops_per_byte - 2) < 1e-6:

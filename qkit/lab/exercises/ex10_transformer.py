@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from qkit.lab.exercises.feedback import Feedback, report
+from qkit.lab.exercises.feedback import Feedback, checker, report
 
 
+@checker
 def smoothing_factor(s: float) -> Feedback:
     """Exercise 1: SmoothQuant's s for a channel with max|x| = 64, max|W| = 0.25, alpha = 0.5."""
     want = 64**0.5 / 0.25**0.5
@@ -13,6 +14,7 @@ def smoothing_factor(s: float) -> Feedback:
     return report(Feedback(False, "s = max|x|^alpha / max|W|^(1 - alpha)"))
 
 
+@checker
 def group_bytes(count: int) -> Feedback:
     """Exercise 2: bytes of a 1536 x 384 weight at 4 bits, one float32 scale per group of 64."""
     n = 1536 * 384
@@ -24,6 +26,7 @@ def group_bytes(count: int) -> Feedback:
     return report(Feedback(False, "n/2 bytes of codes + 4 bytes x n/64 scales"))
 
 
+@checker
 def levels_left(count: int) -> Feedback:
     """Exercise 3: per-tensor symmetric int8 for a tensor whose range is [-60, 60]: how many
     integer levels does a channel with values in [-1, 1] use?"""
