@@ -191,3 +191,29 @@ def test_dynamic_linear_is_refused_by_name():
 
     with pytest.raises(TypeError, match="is dynamic .*DynamicModel"):
         from_torch(nnqd.Linear(8, 4))
+
+
+def _assert_sweep(report):
+    assert sum(r["layers"] for r in report.values()) == 1000, report
+    assert {k.removesuffix("-tiny") for k in report} == {"linear", "depthwise", "grouped",
+                                                          "dense"}
+    assert all(r["mismatches"] == 0 for r in report.values()), report
+
+
+def test_a_thousand_random_layers_match_torch():
+    # each layer on its own path (exact int32, or the depthwise kernel's int16 pairs), and the
+    # tiny-scale ones with PyTorch's wrap past 2^31
+    report = torch_layers.sweep()
+    print(report)
+    _assert_sweep(report)
+
+
+@pytest.mark.slow
+def test_a_thousand_random_layers_match_torch_on_avx2():
+    env = dict(os.environ, FBGEMM_ENABLE_INSTRUCTIONS="AVX2",
+               PYTHONPATH=os.pathsep.join([str(HERE.parent), str(HERE)]))
+    out = subprocess.run([sys.executable, str(HERE / "torch_layers.py"), "sweep"], env=env,
+                         capture_output=True, text=True, timeout=600, check=True)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    print(report)
+    _assert_sweep(report)

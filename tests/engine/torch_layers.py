@@ -112,6 +112,77 @@ def depthwise_cases(n, seed):
         yield mod, x_nhwc, sx, zx, y.int_repr().numpy().transpose(0, 2, 3, 1)
 
 
+def _sweep_conv(torch, rng, kind, relu):
+    import torch.ao.nn.intrinsic.quantized as nniq
+    import torch.ao.nn.quantized as nnq
+
+    k = int(rng.choice([1, 3, 5, 7]))
+    if kind == "depthwise":  # every channel count class and multipliers 1-3
+        c = int(rng.integers(1, 33))
+        g, o = c, c * int(rng.integers(1, 4))
+    elif kind == "grouped":
+        g = int(rng.integers(2, 5))
+        c, o = g * int(rng.integers(1, 5)), g * int(rng.integers(1, 5))
+    else:
+        g, c, o = 1, int(rng.integers(1, 20)), int(rng.integers(1, 40))
+    s, p, d = int(rng.integers(1, 4)), int(rng.integers(0, k)), int(rng.integers(1, 3))
+    h, w = (int(v) for v in rng.integers(k * d, k * d + 8, 2))
+    mod = (nniq.ConvReLU2d if relu else nnq.Conv2d)(c, o, k, stride=s, padding=p, dilation=d,
+                                                     groups=g)
+    return mod, (o, c // g, k, k), (2, c, h, w)
+
+
+def sweep_cases(n, seed):
+    """``n`` random layers across the classes parity must hold for: Linear with odd K;
+    depthwise (any channel count, multiplier 1-3), grouped and dense convs, 1x1 to 7x7,
+    strided, dilated, padded; per-tensor and per-channel weights, fused ReLU, activations
+    over all of [0, 255], output scales from 0.01 to 10, and every 17th one so tiny
+    (1e-9 .. 1e-7) that requantized values pass 2^31 (compared with ``overflow="wrap"``).
+    Yields ``(kind, module, x, sx, zx, y_torch, overflow)``."""
+    import torch
+    import torch.ao.nn.intrinsic.quantized as nniq
+    import torch.ao.nn.quantized as nnq
+
+    rng = np.random.default_rng(seed)
+    for t in range(n):
+        kind = ("linear", "depthwise", "grouped", "dense", "dense")[t % 5]
+        tiny, relu = t % 17 == 0, t % 3 == 0
+        sx, zx = float(rng.uniform(1e-3, 0.1)), int(rng.integers(0, 256))
+        out_scale = float(10 ** rng.uniform(-9, -7) if tiny else 10 ** rng.uniform(-2, 1))
+        if kind == "linear":
+            k, n_out, m = (int(v) for v in rng.integers(1, [400, 50, 10]))
+            mod = nniq.LinearReLU(k, n_out) if relu else nnq.Linear(k, n_out)
+            w_shape, x_shape = (n_out, k), (m, k)
+        else:
+            mod, w_shape, x_shape = _sweep_conv(torch, rng, kind, relu)
+        bias = torch.from_numpy(rng.standard_normal(w_shape[0]).astype(np.float32))
+        mod.set_weight_bias(_weight(torch, rng, w_shape, t % 2 == 1, False), bias)
+        mod.scale, mod.zero_point = out_scale, int(rng.integers(0, 256))
+        x = rng.integers(0, 256, x_shape).astype(np.uint8)
+        y = mod(torch._make_per_tensor_quantized_tensor(torch.from_numpy(x), sx, zx))
+        y = y.int_repr().numpy()
+        if x.ndim == 4:
+            x, y = np.ascontiguousarray(x.transpose(0, 2, 3, 1)), y.transpose(0, 2, 3, 1)
+        yield kind + ("-tiny" if tiny else ""), mod, x, sx, zx, y, "wrap" if tiny else "saturate"
+
+
+def sweep(n=1000, seed=123) -> dict:
+    """Layers, outputs and mismatches per kind of `sweep_cases` (each layer's own path)."""
+    import torch
+
+    from qkit.engine.fbgemm import from_torch
+
+    torch.backends.quantized.engine = "fbgemm"
+    report = {}
+    for kind, mod, x, sx, zx, y_torch, overflow in sweep_cases(n, seed):
+        y = from_torch(mod, "fbgemm")(x, sx, zx, "auto", overflow)
+        row = report.setdefault(kind, {"layers": 0, "outputs": 0, "mismatches": 0})
+        row["layers"] += 1
+        row["outputs"] += y.size
+        row["mismatches"] += int((y != y_torch).sum())
+    return report
+
+
 def compare(accumulation, n_linear=60, n_conv=40, seed=0, engine="fbgemm", n_depthwise=36):
     """Layers, outputs and mismatching outputs of qkit vs torch, per kind."""
     import torch
@@ -135,4 +206,7 @@ def compare(accumulation, n_linear=60, n_conv=40, seed=0, engine="fbgemm", n_dep
 
 
 if __name__ == "__main__":
-    print(json.dumps({acc: compare(acc) for acc in sys.argv[1:]}))
+    if sys.argv[1:] == ["sweep"]:
+        print(json.dumps(sweep()))
+    else:
+        print(json.dumps({acc: compare(acc) for acc in sys.argv[1:]}))
