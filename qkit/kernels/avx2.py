@@ -42,11 +42,10 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-from qkit.kernels.packing import AVX2_COLUMNS
+from qkit.kernels.packing import AVX2_COLUMNS, valid_columns
 from qkit.kernels.simd import ir as sx
 
 ROWS_WD, ROWS_UB = 6, 4  # rows per tile of the vpmaddwd and the int16-accumulation kernels
-MR_WD = ROWS_WD  # (the old name, read by the dispatch in qkit.kernels.gemm)
 INT16_MAX = 32767
 _V16I16, _V32I8 = ir.VectorType(sx.I16, 16), ir.VectorType(sx.I8, 32)
 
@@ -198,10 +197,6 @@ def _padded(a: np.ndarray, width: int, dtype) -> np.ndarray:
     return out
 
 
-def _valid(out, n):
-    return out if out.shape[1] == n else np.ascontiguousarray(out[:, :n])
-
-
 def gemm_saturating_pairs(a: np.ndarray, packed) -> np.ndarray:
     """fbgemm's AVX2 product for checked uint8 ``a``: each pair of products saturated to int16
     (``vpmaddubsw``), then summed in int32 (`qkit.kernels.gemm_pairs16` defines it).
@@ -213,7 +208,7 @@ def gemm_saturating_pairs(a: np.ndarray, packed) -> np.ndarray:
     k_pairs, n_panels = -(-k // 2), -(-packed.n // AVX2_COLUMNS)
     out = np.empty((m, n_panels * AVX2_COLUMNS), np.int32)
     gemm_madd_ub(_padded(a, 2 * k_pairs, np.uint8), packed.avx2_pairs8, out, 1)
-    return _valid(out, packed.n)
+    return valid_columns(out, packed.n)
 
 
 def gemm_avx2(a: np.ndarray, packed, path: str = "auto") -> np.ndarray:
@@ -241,7 +236,7 @@ def gemm_avx2(a: np.ndarray, packed, path: str = "auto") -> np.ndarray:
     else:
         shift = 0
         gemm_madd_wd(_padded(a, 2 * k_pairs, np.int16), packed.avx2_pairs16, out)
-    out = _valid(out, packed.n)
+    out = valid_columns(out, packed.n)
     if shift:
         out -= np.int32(128) * packed.col_sums  # exact mod 2**32; the true sum fits in int32
     return out
