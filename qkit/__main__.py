@@ -1,5 +1,6 @@
 """Command line: ``python -m qkit <command>``.
 
+    claims [NN]        measure every claim the notebooks make and say whether it holds
     bench              measure qkit's integer kernels against NumPy and PyTorch (qkit.studies.bench)
     eval               accuracy / size / latency of real models, fp32 vs integer (qkit.studies.eval)
     exercises          run every exercise checker against its reference solution
@@ -23,6 +24,10 @@ def main(argv=None) -> int:
         from qkit.studies.bench import main as bench_main
 
         return bench_main(rest)
+    if cmd == "claims":
+        from qkit.lab.claims import main as claims_main
+
+        return claims_main(rest)
     if cmd == "eval":
         from qkit.studies.eval import main as eval_main
 

@@ -31,7 +31,10 @@ def map_range(x, bits: int = 8, *, signed: bool = False, symmetric: bool = False
     x_hat = kernels.fake_quantize(x, qp)
     grid_lo = float((qp.qmin - qp.zero_point) * qp.scale)
     grid_hi = float((qp.qmax - qp.zero_point) * qp.scale)
-    outside = (x < grid_lo) | (x > grid_hi)
+    # clipped = the nearest code is off the grid (a value within half a step of the end
+    # rounds to the end code, as any value inside does: that is rounding, not clipping)
+    codes = np.rint(x.astype(np.float64) / np.float64(qp.scale)) + int(qp.zero_point)
+    outside = (codes < qp.qmin) | (codes > qp.qmax)
     err = x.astype(np.float64) - x_hat
     return {"qparams": qp, "scale": float(qp.scale), "zero_point": int(qp.zero_point),
             "qmin": qp.qmin, "qmax": qp.qmax, "grid": (grid_lo, grid_hi), "x_hat": x_hat,

@@ -37,8 +37,11 @@ def range_mapping(report: dict, x, ax=None):
     x = np.asarray(x).ravel()
     ax.hist(x, bins=200, color="tab:blue", alpha=0.8)
     lo, hi = report["grid"]
-    ax.axvspan(x.min(), lo, color="tab:red", alpha=0.12)
-    ax.axvspan(hi, x.max(), color="tab:red", alpha=0.12)
+    half = report["scale"] / 2  # within half a step of the grid's end a value rounds onto it
+    if x.min() < lo - half:  # red only where data really is clipped
+        ax.axvspan(x.min(), lo - half, color="tab:red", alpha=0.12)
+    if x.max() > hi + half:
+        ax.axvspan(hi + half, x.max(), color="tab:red", alpha=0.12)
     n_levels = report["qmax"] - report["qmin"] + 1
     if n_levels <= 64:  # draw every level; at 8 bits they would merge into a band
         levels = (np.arange(report["qmin"], report["qmax"] + 1) - report["zero_point"])
@@ -46,7 +49,7 @@ def range_mapping(report: dict, x, ax=None):
             ax.axvline(v, color="black", lw=0.6, alpha=0.5)
     ax.axvline(0.0, color="tab:green", lw=1.5)
     ax.set(title=f"scale {report['scale']:.4g}, zero point {report['zero_point']}, "
-                 f"grid [{lo:.3g}, {hi:.3g}] ({n_levels} levels)", xlabel="real value",
+                 f"levels from {lo:.3g} to {hi:.3g} ({n_levels} levels)", xlabel="real value",
            ylabel="count")
     ax.figure.tight_layout()
     return {k: report[k] for k in ("scale", "zero_point", "sqnr_db", "clipped_fraction")}

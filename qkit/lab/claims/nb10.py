@@ -1,0 +1,1 @@
+"""Claims of notebook 10."""
