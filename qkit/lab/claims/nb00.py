@@ -22,8 +22,8 @@ def _sqnr(bits, granularity, symmetric=True):
     return quantize_report(_w(), bits, granularity, symmetric)
 
 
-@claim("00", "quantize a real weight matrix (MobileNetV2's 1000 x 1280 ImageNet classifier) to "
-             "8, 4 and 2 bits;")
+@claim("00", "quantize a real weight matrix (MobileNetV2's 1000 x 1280 ImageNet classifier) to 8, "
+             "4 and 2 bits;")
 def _shape():
     return measured(_w().shape == (1000, 1280), f"shape {_w().shape}")
 
@@ -35,10 +35,10 @@ def _theory():
     return measured(abs(per_bit - 6.02) < 0.005, f"20 log10 2 = {per_bit:.4f} dB")
 
 
-@claim("00", "Compare the 8-bit and 4-bit per-channel rows: four bits apart, about 25 dB apart. "
-             "A little more than 4 x 6.02, because these symmetric narrow-range grids have 254 "
-             "steps at 8 bits but only 14 at 4: the step grows 254/14 = 18x, and "
-             "$20\\log_{10} 18.1 = 25.2$ dB.")
+@claim("00", "Compare the 8-bit and 4-bit per-channel rows: four bits apart, about 25 dB apart. A "
+             "little more than 4 x 6.02, because these symmetric narrow-range grids have 254 "
+             "steps at 8 bits but only 14 at 4: the step grows 254/14 = 18x, and $20\\log_{10} "
+             "18.1 = 25.2$ dB.")
 def _rows():
     r8, r4 = _sqnr(8, "per-channel"), _sqnr(4, "per-channel")
     steps = [r["qparams"].qmax - r["qparams"].qmin for r in (r8, r4)]
@@ -70,8 +70,8 @@ def _per_channel():
     return measured(gain > 3, f"+{gain:.1f} dB")
 
 
-@claim("00", "Untick symmetric: this matrix is nearly centred on zero, so asymmetric buys under "
-             "2 dB here.")
+@claim("00", "Untick symmetric: this matrix is nearly centred on zero, so asymmetric buys under 2 "
+             "dB here.")
 def _asymmetric():
     gains = {(b, g): _sqnr(b, g, False)["sqnr_db"] - _sqnr(b, g)["sqnr_db"]
              for b in (4, 8) for g in ("per-tensor", "per-channel")}
@@ -82,9 +82,9 @@ def _asymmetric():
 
 
 @claim("00", "The kit's MNIST CNN (trained by python -m qkit train mnist-cnn, 98.8% on 1,000 "
-             "held-out digits) converted by qkit.engine: BatchNorm folded, activations calibrated, "
-             "int8 weights per channel, and every layer run on qkit's integer kernels with uint8 "
-             "between layers.")
+             "held-out digits) converted by qkit.engine: BatchNorm folded, activations "
+             "calibrated, int8 weights per channel, and every layer run on qkit's integer kernels "
+             "with uint8 between layers.")
 def _mnist():
     import torch
 

@@ -70,8 +70,8 @@ def _bits():
 
 
 @claim("01", "Tick signed and symmetric: the ECG is lopsided (mostly negative baseline, tall "
-             "positive peaks), so a symmetric grid spends about 28% of its codes on "
-             "$[-250, -112]$, where there is no data: the SQNR falls about 3 dB.")
+             "positive peaks), so a symmetric grid spends about 28% of its codes on $[-250, "
+             "-112]$, where there is no data: the SQNR falls about 3 dB.")
 def _lopsided():
     x = _ecg()
     wasted = (x.max() + x.min()) / (2 * x.max())
@@ -95,8 +95,7 @@ def _keep():
 
 
 @claim("01", "switch layers; drop the bits. The classifier's rows have similar ranges, so "
-             "per-channel helps it less (about 5 dB, "
-             "against 9 dB for the first depthwise layer).")
+             "per-channel helps it less (about 5 dB, against 9 dB for the first depthwise layer).")
 def _classifier():
     fc, dw = _channels(_FC, 8)[0], _channels(_DW, 8)[0]
     return measured(4.5 < fc < 5.5 and 8.5 < dw < 9.5, f"classifier +{fc:.1f} dB, depthwise "

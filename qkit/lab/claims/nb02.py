@@ -50,12 +50,13 @@ def _best_clips():
     return out
 
 
-@claim("02", "see SQNR climb about 6 dB per bit, and where real data leave the $6.02\\,b + 1.76$ dB "
-             "line;")
+@claim("02", "see SQNR climb about 6 dB per bit, and where real data leave the $6.02\\,b + 1.76$ "
+             "dB line;")
 def _climb():
     slopes = {n: (_below_line(n)[10] - _below_line(n)[4]) / 6 + 6.02 for n in _signals()}
     left = [n for n in _signals() if _below_line(n)[8] < -5]
-    return measured(all(5.8 < s < 6.3 for s in slopes.values()) and sorted(left) == ["ECG", "weights"],
+    ok = all(5.8 < s < 6.3 for s in slopes.values()) and sorted(left) == ["ECG", "weights"]
+    return measured(ok,
                     ", ".join(f"{n} {s:.2f}" for n, s in slopes.items()) + f" dB/bit; below the "
                     f"line by more than 5 dB: {left}")
 
@@ -98,8 +99,8 @@ def _below():
                         + ", ".join(f"{n} {c:.1f}" for n, c in crest.items()))
 
 
-@claim("02", "Rounding = floor: a mean error of about $-\\Delta/2$ appears — a bias that would add up "
-             "layer after layer. Stochastic: no bias, but more variance.")
+@claim("02", "Rounding = floor: a mean error of about $-\\Delta/2$ appears — a bias that would "
+             "add up layer after layer. Stochastic: no bias, but more variance.")
 def _floor():
     names = ("ECG", "weights")
     floor = [_stats(n, 4, "floor")[0] for n in names]
@@ -112,8 +113,8 @@ def _floor():
 
 
 @claim("02", "For Laplace-like data (weights, pre-activations) the best clip at $M$ bits is, by "
-             "ACIQ's model (Banner et al. 2019), $\\alpha^* \\approx 2.83, 3.90, 5.03, 9.90$ times "
-             "the Laplace scale $b$ for $M = 2, 3, 4, 8$.")
+             "ACIQ's model (Banner et al. 2019), $\\alpha^* \\approx 2.83, 3.90, 5.03, 9.90$ "
+             "times the Laplace scale $b$ for $M = 2, 3, 4, 8$.")
 def _aciq_laplace():
     from qkit.core.observers import aciq_alpha
 
@@ -122,8 +123,8 @@ def _aciq_laplace():
 
 
 @claim("02", "Compare with ACIQ's Laplace values: these weights are lighter-tailed than a Laplace "
-             "distribution (closer to a Gaussian, for which ACIQ gives 1.71, 2.15, 2.56 $\\sigma$ at "
-             "2, 3, 4 bits), so their best clip sits lower.")
+             "distribution (closer to a Gaussian, for which ACIQ gives 1.71, 2.15, 2.56 $\\sigma$ "
+             "at 2, 3, 4 bits), so their best clip sits lower.")
 def _aciq_gauss():
     from scipy.stats import kurtosis
 
@@ -155,8 +156,8 @@ def _rare_peaks():
 
 
 @claim("02", "Clipping the tails is worth it at low bit widths; ACIQ predicts where, if its "
-             "distribution fits the data (for these weights the Gaussian fit does, the Laplace one "
-             "does not).")
+             "distribution fits the data (for these weights the Gaussian fit does, the Laplace "
+             "one does not).")
 def _clip_worth():
     from qkit.core.observers import aciq_alpha
 

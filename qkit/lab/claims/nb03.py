@@ -40,9 +40,9 @@ def _torch_linear():
     return {a: int((layer(x_q, sx, zx, a) != y).sum()) for a in ("exact", "pairs16")}, y.size
 
 
-@claim("03", "move log10 m and the accumulator. The fixed-point result differs from exact rounding "
-             "by at most 1, and only near ties (its first rounding rounds ties toward $+\\infty$, the "
-             "second away from zero).")
+@claim("03", "move log10 m and the accumulator. The fixed-point result differs from exact "
+             "rounding by at most 1, and only near ties (its first rounding rounds ties toward "
+             "$+\\infty$, the second away from zero).")
 def _fixed_point():
     from qkit.core import fixedpoint
 
@@ -98,8 +98,8 @@ def _bound():
                         f"K + 1 with activations <= 100 accepted (bound from the data)")
 
 
-@claim("03", "Fixed-point requantization is integer-only and within 1 of exact rounding; PyTorch's "
-             "CPU engine uses float32 instead.")
+@claim("03", "Fixed-point requantization is integer-only and within 1 of exact rounding; "
+             "PyTorch's CPU engine uses float32 instead.")
 def _float32():
     from qkit.engine import fbgemm
 
