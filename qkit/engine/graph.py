@@ -124,6 +124,7 @@ def _fold_bn(conv: Op, bn, node) -> None:
     k = g / np.sqrt(var + bn.eps)
     conv.params["weight"] = (conv.params["weight"] * k[:, None, None, None]).astype(np.float32)
     conv.params["bias"] = ((conv.params["bias"] - mean) * k + beta).astype(np.float32)
+    conv.params["fused"] = "BN folded"
 
 
 def _activation(ops, alias, order, node, src_name, kind) -> None:
@@ -180,3 +181,15 @@ def _flat_from_1(node) -> bool:
     if start != 1:
         raise UnsupportedLayer(f"{node.name}: flatten only from dim 1")
     return True
+
+
+def summary(ops: list[Op]) -> str:
+    """One line per traced operation: what it is, its weights and what was fused into it."""
+    lines = [f"{'#':>2}  {'op':<8}{'name':<24}{'weights':<18}fused"]
+    for i, op in enumerate(ops):
+        w = op.params.get("weight")
+        shape = "x".join(map(str, w.shape)) if w is not None else ""
+        fused = "+".join(([op.params["fused"]] if op.params.get("fused") else [])
+                         + ([op.activation] if op.activation else []))
+        lines.append(f"{i:>2}  {op.kind:<8}{op.name:<24}{shape:<18}{fused}".rstrip())
+    return "\n".join(lines)

@@ -86,3 +86,62 @@ SCHEMES = {
                                             bias_correction=True, equalize=True,
                                             rounding="adaptive"),
 }
+
+
+_SUFFIXES = {"cle": "CLE", "pct": "percentile ranges", "la": "loss-aware ranges",
+             "ada": "adaptive rounding", "bc": "bias correction"}
+
+
+def scheme_parts(name: str) -> dict:
+    """A scheme name of the evaluation table split into what it means: ``engine`` ("qkit" or
+    "PyTorch"), ``weights`` ("8-bit per channel"), ``activations`` ("8-bit", "float",
+    "8-bit dynamic") and ``methods`` (CLE, percentile ranges, ...)."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a scheme name (str), got {type(name).__name__}")
+    if name == "fp32":
+        return {"engine": "PyTorch", "weights": "float32", "activations": "float32",
+                "methods": []}
+    parts = name.split("-")
+    engine = "qkit"
+    if parts[0] == "torch":
+        engine, parts = "PyTorch", parts[1:]
+        if parts[:1] == ["ptq"]:
+            parts = parts[1:]
+    dynamic = parts[:1] == ["dynamic"]
+    parts = parts[1:] if dynamic else parts
+    head = parts[0] if parts else ""
+    w_bits, _, a_bits = head[1:].partition("a")
+    if not (head.startswith("w") and w_bits.isdigit() and a_bits.isdigit()):
+        raise ValueError(f"name must look like w8a8-per-channel[-cle][-pct][-la][-ada][-bc], "
+                         f"got {name!r}")
+    rest, grain = parts[1:], " per channel" if dynamic else ""
+    if rest[:1] == ["per"] and len(rest) > 1 and rest[1] in ("tensor", "channel"):
+        grain, rest = f" per {rest[1]}", rest[2:]
+    elif rest and rest[0][:1] == "g" and rest[0][1:].isdigit():
+        grain, rest = f" in groups of {rest[0][1:]}", rest[1:]
+    unknown = [p for p in rest if p not in _SUFFIXES]
+    if unknown:
+        raise ValueError(f"name {name!r}: unknown part(s) {unknown}; suffixes are "
+                         f"{', '.join(f'-{k} ({v})' for k, v in _SUFFIXES.items())}")
+    acts = "float" if a_bits == "16" else f"{a_bits}-bit" + (" dynamic" if dynamic else "")
+    return {"engine": engine, "weights": f"{w_bits}-bit{grain}", "activations": acts,
+            "methods": [_SUFFIXES[p] for p in rest]}
+
+
+def describe(name: str) -> str:
+    """A scheme name of the evaluation table in words: ``"w8a8-per-tensor-cle-bc"`` ->
+    ``"8-bit weights per tensor, 8-bit activations + CLE + bias correction"``.
+
+    >>> describe("w4a16-per-channel-ada")
+    '4-bit weights per channel, float activations + adaptive rounding'
+    >>> describe("torch-dynamic-w8a8")
+    'PyTorch: 8-bit weights per channel, 8-bit dynamic activations'
+    """
+    p = scheme_parts(name)
+    if name == "fp32":
+        return "float32 (the reference)"
+    engine = "PyTorch: " if p["engine"] == "PyTorch" else ""
+    extra = "".join(f" + {m}" for m in p["methods"])
+    bits, _, grain = p["weights"].partition(" ")
+    weights = f"{bits} weights" + (f" {grain}" if grain else "")
+    return f"{engine}{weights}, {p['activations']} activations{extra}"

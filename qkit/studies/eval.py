@@ -241,6 +241,37 @@ def format_rows(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+_HEADS = {"top1_agreement": "agrees", "top1_agreement_confident": "confident",
+          "top1_agreement_held_out": "held out", "logit_sqnr_db": "logit SQNR",
+          "accuracy": "accuracy"}
+
+
+def scheme_table(table: dict, model: str, metrics=("top1_agreement",), schemes=None) -> str:
+    """Rows of a stored results table (``results.load("models")``) for one model, one line per
+    scheme, its name spelled out (`qkit.engine.scheme.describe`): what a student reads instead
+    of the raw rows. ``schemes`` picks and orders them (default: all, as stored)."""
+    from qkit.engine.scheme import scheme_parts
+
+    by = {(r["scheme"], r["metric"]): r["value"] for r in table["rows"] if r["model"] == model}
+    if not by:
+        raise ValueError(f"model {model!r} is not in this table; it has "
+                         f"{sorted({r['model'] for r in table['rows']})}")
+    order = list(dict.fromkeys(s for s, _ in by)) if schemes is None else list(schemes)
+    missing = [(s, m) for s in order for m in metrics if (s, m) not in by]
+    if missing:
+        raise ValueError(f"not in the table for {model}: {missing[:3]}")
+    rows = []
+    for s in order:
+        p = scheme_parts(s)
+        rows.append([p["engine"], p["weights"], p["activations"], ", ".join(p["methods"]) or "-"]
+                    + [f"{by[s, m]:.1f} dB" if m.endswith("_db") else f"{by[s, m]:.1%}"
+                       for m in metrics])
+    heads = ["engine", "weights", "activations", "methods"] + [_HEADS.get(m, m) for m in metrics]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]
+    fmt = "  ".join(f"{{:<{w}}}" if i < 4 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    return "\n".join(fmt.format(*r).rstrip() for r in [heads, *rows])
+
+
 def main(argv=None) -> int:
     import argparse
 
