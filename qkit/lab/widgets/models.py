@@ -191,9 +191,10 @@ def smoothquant_explorer(model, stats: dict, texts: list[str], max_len: int = 64
         r = study.at(alpha, a_bits, layer)
         fig, ax = figure(1, 2, (11, 3.0), sharex=True)
         plots.channel_smoothing(stats[layer], r["w"], r["s"], layer, ax)
-        return fig, {k: r[k] for k in ("plain", "smoothed", "a_bits", "before", "after")}
+        return fig, dict({k: r[k] for k in ("plain", "smoothed", "a_bits", "before", "after")},
+                         layer=layer)
 
-    caption = ("W8A{a_bits} embedding cosine to fp32: plain <b>{plain:.4f}</b>, smoothed "
-               "<b>{smoothed:.4f}</b> &nbsp; this input's max/median channel range: "
-               "{before:.1f} -> {after:.1f}")
+    caption = ("whole model, W8A{a_bits} embedding cosine to fp32: plain <b>{plain:.4f}</b>, "
+               "smoothed <b>{smoothed:.4f}</b> &nbsp; {layer}'s input, max/median channel range: "
+               "{before:.1f} -> {after:.1f} (the layer menu changes this and the panels only)")
     return Explorer(controls, draw, caption)
