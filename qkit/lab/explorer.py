@@ -54,3 +54,41 @@ def slider(low: int, high: int, value: int, description: str) -> W.IntSlider:
     """An integer slider that redraws when released (every explorer recomputes on change)."""
     return W.IntSlider(value=value, min=low, max=high, description=description,
                        continuous_update=False)
+
+
+def _alternatives(control) -> list:
+    """Values to move a control to from its default: every other option of a menu (at most
+    three), the other state of a checkbox, both ends of a slider."""
+    start = control.value
+    if hasattr(control, "options"):
+        options = [o[1] if isinstance(o, tuple) else o for o in control.options]
+        others = [o for o in options if o != start]
+        return others if len(others) <= 3 else [others[0], others[len(others) // 2], others[-1]]
+    if isinstance(start, bool):
+        return [not start]
+    return [v for v in (control.min, control.max) if v != start]
+
+
+def _titles(fig) -> list[str]:
+    out = [fig._suptitle.get_text()] if getattr(fig, "_suptitle", None) else []
+    return out + [ax.get_title() for ax in fig.axes]
+
+
+def control_effects(explorer: Explorer) -> list[dict]:
+    """Move each control alone from its default to each alternative value and record what
+    changed on screen: the figure (PNG bytes), the caption, the figure's titles. Each control
+    is put back before the next. One row per (control, value), with ``visible``: the figure
+    changed and the caption or a title says how."""
+    rows = []
+    for name, control in explorer.controls.items():
+        start = control.value
+        before = (explorer.image.value, explorer.label.value, _titles(explorer.figure))
+        for value in _alternatives(control):
+            control.value = value
+            after = (explorer.image.value, explorer.label.value, _titles(explorer.figure))
+            row = {"control": name, "value": value, "image": after[0] != before[0],
+                   "caption": after[1] != before[1], "titles": after[2] != before[2]}
+            row["visible"] = row["image"] and (row["caption"] or row["titles"])
+            rows.append(row)
+            control.value = start
+    return rows

@@ -152,14 +152,21 @@ def energy_bars(estimates: dict, title: str, ax=None):
     return ax
 
 
-def channel_smoothing(x_absmax, w, s, layer: str, axes=None):
+def channel_smoothing(x_absmax, w, s, layer: str, axes=None, a_bits: int | None = None):
     """One layer's per-input-channel ranges of activations and weights before and after
-    SmoothQuant's factors ``s`` (`qkit.topics.smoothquant.smoothing_factors`)."""
+    SmoothQuant's factors ``s`` (`qkit.topics.smoothquant.smoothing_factors`). With ``a_bits``,
+    the step of an ``a_bits`` grid over +-max|x / s| (dotted): a channel below it gets at most
+    a level or two."""
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(11, 3.0), sharex=True)
     axes[0].plot(x_absmax, lw=0.8, color="tab:red", label="before")
     axes[0].plot(x_absmax / s, lw=0.8, color="tab:blue", label="after  x / s")
-    axes[0].set(title=f"layer {layer}: max |x| per input channel", xlabel="channel")
+    title = f"layer {layer}: max |x| per input channel"
+    if a_bits is not None:
+        step = 2 * float(np.max(x_absmax / s)) / (2**a_bits - 1)
+        axes[0].axhline(step, color="k", ls=":", lw=1, label=f"one A{a_bits} step (after)")
+        title += f", A{a_bits}"
+    axes[0].set(title=title, xlabel="channel")
     axes[0].legend(fontsize=8)
     axes[1].plot(np.abs(w).max(axis=0), lw=0.8, color="tab:red", label="before")
     axes[1].plot(np.abs(w * s).max(axis=0), lw=0.8, color="tab:blue", label="after  W s")

@@ -190,7 +190,7 @@ def smoothquant_explorer(model, stats: dict, texts: list[str], max_len: int = 64
     def draw(alpha, a_bits, layer):
         r = study.at(alpha, a_bits, layer)
         fig, ax = figure(1, 2, (11, 3.0), sharex=True)
-        plots.channel_smoothing(stats[layer], r["w"], r["s"], layer, ax)
+        plots.channel_smoothing(stats[layer], r["w"], r["s"], layer, ax, a_bits=a_bits)
         return fig, dict({k: r[k] for k in ("plain", "smoothed", "a_bits", "before", "after")},
                          layer=layer)
 

@@ -47,11 +47,15 @@ def range_explorer(x) -> Explorer:
                                    narrow_range=narrow_range, clip_percent=clip_percent)
         fig, ax = figure()
         numbers = plots.range_mapping(report, x, ax)
-        numbers.update(rounding_mse=report["rounding_mse"], clipping_mse=report["clipping_mse"])
+        numbers.update(rounding_mse=report["rounding_mse"], clipping_mse=report["clipping_mse"],
+                       qmin=report["qmin"], qmax=report["qmax"])
         return fig, numbers
 
-    caption = ("SQNR <b>{sqnr_db:.1f} dB</b> &nbsp; rounding MSE {rounding_mse:.3g} &nbsp; "
-               "clipping MSE {clipping_mse:.3g} &nbsp; clipped {clipped_fraction:.2%}")
+    # the codes and zero point are in the caption: with an asymmetric grid, ticking "signed"
+    # only relabels the codes (the same levels, the same error), and the caption shows that
+    caption = ("codes [{qmin}, {qmax}], zero point {zero_point} &nbsp; SQNR <b>{sqnr_db:.1f} dB"
+               "</b> &nbsp; rounding MSE {rounding_mse:.3g} &nbsp; clipping MSE {clipping_mse:.3g}"
+               " &nbsp; clipped {clipped_fraction:.2%}")
     return Explorer(controls, draw, caption)
 
 
