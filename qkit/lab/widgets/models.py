@@ -167,10 +167,13 @@ def energy_explorer(counts: dict) -> Explorer:
         return fig, {"fp32": e["fp32"]["total_uj"], "int8": e["int8"]["total_uj"],
                      "int4": e["int4"]["total_uj"],
                      "ratio": e["fp32"]["total_uj"] / e["int8"]["total_uj"],
-                     "weights_share": e["int8"]["weights_uj"] / e["int8"]["total_uj"]}
+                     "weights_share": e["int8"]["weights_uj"] / e["int8"]["total_uj"],
+                     "note": " &nbsp; (weights on chip: the DRAM cost has no effect)"
+                     if on_chip else ""}
 
     caption = ("fp32 <b>{fp32:,.1f}</b> uJ, int8 <b>{int8:,.1f}</b>, int4 <b>{int4:,.1f}</b> "
-               "&nbsp; fp32/int8 = {ratio:.1f}x &nbsp; weights are {weights_share:.0%} of int8")
+               "&nbsp; fp32/int8 = {ratio:.1f}x &nbsp; weights are {weights_share:.0%} of int8"
+               "{note}")
     return Explorer(controls, draw, caption)
 
 
