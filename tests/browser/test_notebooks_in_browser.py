@@ -1,5 +1,7 @@
 """Every notebook, opened in JupyterLab in a real (headless) browser: run all cells, wait for
-the kernel, move the main explorer's first slider and check that its plot really changes."""
+the kernel, move the main explorer's first slider and check that its plot really changes; then
+move every other control of that explorer (sliders, checkboxes, menus, toggle buttons), one at
+a time, and check that each one changes the plot too."""
 
 import hashlib
 import time
@@ -47,6 +49,60 @@ def _first_explorer_image(page, root=".jp-OutputArea", timeout_ms: int = 120_000
       return img ? img.src : null;
     }""")
     return handle, src
+
+
+def _every_control_changes_the_plot(page, handle, name: str) -> list[str]:
+    """Each control of the explorer that holds ``handle``, moved alone as a student would (a
+    slider to its ends, a checkbox clicked, a menu to its next entry, another toggle button):
+    the plot's image must change every time. Returns the controls moved."""
+    box = handle.locator("xpath=ancestor::div[contains(@class, 'widget-vbox')][1]")
+
+    def image():
+        return box.locator("img").first.get_attribute("src")
+
+    def changed_from(before, timeout=60.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            _wait(page, KERNEL_IDLE, 120, "the redraw")
+            if image() != before:
+                return True
+            time.sleep(0.3)
+        return False
+
+    moved = []
+    for i in range(box.locator(".noUi-handle").count()):
+        slider = box.locator(".noUi-handle").nth(i)
+        ok = False
+        for key in ("Home", "End"):
+            before = image()
+            slider.scroll_into_view_if_needed()
+            slider.focus()
+            page.keyboard.press(key)
+            if changed_from(before, 30.0):
+                ok = True
+                break
+        assert ok, f"{name}: slider {i} of the explorer does not change the plot"
+        moved.append(f"slider {i}")
+    for i in range(box.locator("input[type=checkbox]").count()):
+        before = image()
+        box.locator("input[type=checkbox]").nth(i).click()
+        assert changed_from(before), f"{name}: checkbox {i} does not change the plot"
+        moved.append(f"checkbox {i}")
+    for i in range(box.locator("select").count()):
+        select = box.locator("select").nth(i)
+        n = select.locator("option").count()
+        current = select.evaluate("s => s.selectedIndex")
+        before = image()
+        select.select_option(index=(current + 1) % n)
+        assert changed_from(before), f"{name}: menu {i} does not change the plot"
+        moved.append(f"menu {i}")
+    for i in range(box.locator(".widget-toggle-buttons").count()):
+        group = box.locator(".widget-toggle-buttons").nth(i)
+        before = image()
+        group.locator("button:not(.mod-active)").first.click()
+        assert changed_from(before), f"{name}: toggle buttons {i} do not change the plot"
+        moved.append(f"toggle {i}")
+    return moved
 
 
 def shutdown_kernels(lab_url: str) -> None:
@@ -107,6 +163,7 @@ def test_notebook_runs_and_its_explorer_responds(browser, lab, shots, name):
         time.sleep(0.3)
         after = _first_explorer_image(page)[1]
     assert after != before, f"{name}: moving the slider did not change the plot"
+    changed = _every_control_changes_the_plot(page, handle, name)
     text = page.inner_text("body")
     for bad in BAD_TEXT:
         assert bad not in text, f"{name}: '{bad}' is on the page"
@@ -115,6 +172,7 @@ def test_notebook_runs_and_its_explorer_responds(browser, lab, shots, name):
     page.screenshot(path=str(shots / f"{Path(name).stem}.png"), full_page=False)  # explorer in view
     print(f"{name}: ran in {ran:.1f} s; plot changed "
           f"({hashlib.sha1(before.encode()).hexdigest()[:8]} -> "
-          f"{hashlib.sha1(after.encode()).hexdigest()[:8]})")
+          f"{hashlib.sha1(after.encode()).hexdigest()[:8]}); every control changes it: "
+          f"{', '.join(changed)}")
     page.close()
     assert not errors, f"{name}: browser console errors: {errors[:5]}"
