@@ -17,38 +17,6 @@ def test_reference_solutions_pass(capsys):
     assert f"{len(exercises.SOLUTIONS)} passed, 0 failed" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("scale,zp,hint", [
-    (5.0 / 256, 26, "divide the range by qmax - qmin = 255"),
-    (0.03, 26, "widened to include 0"),
-    (5.0 / 255, -26, "a positive number"),
-    (5.0 / 255, 25, "the scale is right"),
-])
-def test_scale_and_zero_point_mistakes(scale, zp, hint):
-    fb = exercises.scale_and_zero_point(scale, zp)
-    assert not fb and hint in fb.message
-
-
-@pytest.mark.parametrize("fn,hint", [
-    (lambda x, s, z, lo, hi: x / s + z, "return integers"),
-    (lambda x, s, z, lo, hi: (np.rint(x / s) + z).astype(int), "must be clipped"),
-    (_floor_quantize, "should give"),
-    (lambda x, s, z, lo, hi: 1 / 0, "raised ZeroDivisionError"),
-])
-def test_quantize_function_mistakes(fn, hint):
-    fb = exercises.quantize_function(fn)
-    assert not fb and hint in fb.message
-
-
-@pytest.mark.parametrize("fn,hint", [
-    (lambda w: np.abs(w).max() / 127, "one scale for the whole tensor"),
-    (lambda w: np.abs(w).max(axis=1) / 127.5, "divide by 127"),
-    (lambda w: np.abs(w).max(axis=0)[:6] / 127, "reduce over axis=1"),
-])
-def test_per_channel_mistakes(fn, hint):
-    fb = exercises.per_channel_scales(fn)
-    assert not fb and hint in fb.message
-
-
 def test_noise_exercise_mistakes():
     assert not exercises.sqnr_theory(6, 6.02 * 6)
     assert "1.76" in exercises.sqnr_theory(6, 6.02 * 6).message
@@ -64,7 +32,7 @@ def test_integer_arithmetic_exercise_mistakes():
     fb = exercises.zero_point_correction(
         lambda x, w, zx, zw: (x * w).sum() - zw * x.sum() - zx * w.sum())
     assert not fb and "K * zx * zw" in fb.message
-    assert "-128" in exercises.overflow_bound((2**31 - 1) // (255 * 127)).message
+    assert "largest magnitude" in exercises.overflow_bound((2**31 - 1) // (127 * 127)).message
     assert not exercises.multiplier_by_hand(round(0.3 * 2**31), -1)
     assert "frexp" in exercises.multiplier_by_hand(1288490189, 0).message
 
@@ -79,7 +47,7 @@ def test_welcome_exercise_mistakes_and_energy():
 
     assert "add the scales" in exercises.int8_bytes(1000 * 1280).message
     assert "that is fp32" in exercises.int8_bytes(4 * 1000 * 1280).message
-    assert "quarters" in exercises.db_per_bit(3.01).message
+    assert "square of the step" in exercises.db_per_bit(3.01).message
     assert not exercises.mac_energy_ratio(4.0)
     fp32 = energy.estimate(10**6, 4 * 10**5, 10**5, "fp32")
     int8 = energy.estimate(10**6, 10**5, 10**5 // 4, "int8")

@@ -346,3 +346,16 @@ def _observers_matter():
                     f"long-tailed MobileNetV2 activations: min-max MSE {ratio:.1f}x the best; "
                     f"MNIST CNN at 8 bits: min-max {acc['minmax']:.1%}, best "
                     f"{max(acc.values()):.1%}")
+
+
+@claim("05", "With $r_1$ the channel's weight range in the first layer and $r_2$ in the second, "
+             "$s_c = \\sqrt{r_1/r_2}$ makes both ranges $\\sqrt{r_1 r_2}$, and one scale per tensor "
+             "fits the channels better.", slow=True)
+def _cle_rule():
+    rng = np.random.default_rng(0)
+    r1, r2 = rng.uniform(0.01, 10, 100), rng.uniform(0.01, 10, 100)
+    s = np.sqrt(r1 / r2)
+    same = np.allclose(r1 / s, np.sqrt(r1 * r2)) and np.allclose(r2 * s, np.sqrt(r1 * r2))
+    m = _cle_bc()
+    return measured(same and m.holds, f"r1/s = r2 s = sqrt(r1 r2) on 100 random pairs: {same}; "
+                                      f"{m.detail}")

@@ -15,7 +15,10 @@ def sqnr_theory(bits: int, answer_db: float) -> Feedback:
         return report(Feedback(True, f"6.02 x {bits} + 1.76 = {want:.2f} dB"))
     if abs(answer_db - 6.02 * bits) < 0.05:
         return report(Feedback(False, "add the sine's 1.76 dB: 10 log10(3/2)"))
-    return report(Feedback(False, "SQNR = 6.02 b + 1.76 dB for a full-scale sine"))
+    if abs(answer_db - (6.02 * bits + 1.76) / 2) < 0.05:
+        return report(Feedback(False, "that is half of it: the formula is in decibels already, "
+                                      "no extra factor"))
+    return report(Feedback(False, "apply the Theory section's formula with b = 6"))
 
 
 @checker
@@ -26,12 +29,17 @@ def noise_power(fn) -> Feedback:
             got = float(fn(step))
         except Exception as e:
             return report(Feedback(False, f"your function raised {type(e).__name__}: {e}"))
+        if np.isclose(got, step**2 / 12, rtol=1e-6):
+            continue
         if np.isclose(got, step**2 / 4, rtol=1e-6):
             return report(Feedback(False, "that is the largest squared error (Δ/2)²; the mean "
                                           "of e² over U(-Δ/2, Δ/2) is Δ²/12"))
+        if np.isclose(got, step / 12, rtol=1e-6) or np.isclose(got, step / np.sqrt(12),
+                                                                 rtol=1e-6):
+            return report(Feedback(False, "a variance has the units of the step squared"))
         if not np.isclose(got, step**2 / 12, rtol=1e-6):
-            return report(Feedback(False, f"for step {step} expected {step ** 2 / 12:.6g}, got "
-                                          f"{got:.6g}: integrate e² over U(-Δ/2, Δ/2)"))
+            return report(Feedback(False, f"for step {step} you gave {got:.6g}: integrate e² "
+                                          "against the uniform density 1/Δ over [-Δ/2, Δ/2]"))
     return report(Feedback(True, "Δ²/12: quarter the step, 16x less noise (12 dB = 2 bits)."))
 
 
@@ -64,6 +72,17 @@ def _solve_best_clip(x, bits):
 
     return clipping_curve(x, bits, np.linspace(0.5, float(np.abs(x).max()), 400))["best_alpha"]
 
+
+MISTAKES = {
+    "sqnr_theory": [((6, 6.02 * 6), "1.76"), ((6, (6.02 * 6 + 1.76) / 2), "half of it"),
+                    ((6, 10.0), "Theory section")],
+    "noise_power": [((lambda step: step**2 / 4,), "largest squared error"),
+                    ((lambda step: step / 12,), "units of the step squared"),
+                    ((lambda step: step**2 / 6,), "integrate")],
+    "best_clip": [((lambda x, bits: float(np.abs(x).max()),), "min-max"),
+                  ((lambda x, bits: 0.6,), "least MSE")],
+}
+ANSWERS = {"sqnr_theory": 6.02 * 6 + 1.76}
 
 SOLUTIONS = {
     "sqnr_theory": lambda: sqnr_theory(6, 6.02 * 6 + 1.76),

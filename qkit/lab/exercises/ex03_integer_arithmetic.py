@@ -32,17 +32,19 @@ def zero_point_correction(fn) -> Feedback:
 
 @checker
 def overflow_bound(k_max: int) -> Feedback:
-    """Exercise 2: the largest K for which a u8 x s8 dot product cannot overflow int32."""
-    want = (2**31 - 1) // (255 * 128)
+    """Exercise 2: the largest K for which a dot product of 7-bit activations (0..127, PyTorch's
+    ``reduce_range``) and int8 weights cannot overflow int32 (the 8-bit bound is in the text)."""
+    want = (2**31 - 1) // (127 * 128)
     if k_max == want:
-        return report(Feedback(True, f"(2^31 - 1) // (255 * 128) = {want}: far beyond any "
-                                     "layer in this kit, so int32 is safe here."))
-    if k_max == (2**31 - 1) // (255 * 127):
-        return report(Feedback(False, "the most negative int8 is -128, not -127"))
-    if k_max == 2**31 // (255 * 128):
-        return report(Feedback(False, "INT32_MAX is 2^31 - 1"))
-    return report(Feedback(False, "every product can be as large as 255 x 128 in magnitude: "
-                                  "K_max = (2^31 - 1) // (255 * 128)"))
+        return report(Feedback(True, f"(2^31 - 1) // (127 * 128) = {want:,}: twice the 8-bit "
+                                     "bound, one bit of headroom bought back."))
+    if k_max == (2**31 - 1) // (255 * 128):
+        return report(Feedback(False, "that is the bound for 8-bit activations, from the text; "
+                                      "here they stop at 127"))
+    if k_max == (2**31 - 1) // (127 * 127):
+        return report(Feedback(False, "which int8 has the largest magnitude?"))
+    return report(Feedback(False, "how large can one product be in magnitude now, and how many "
+                                  "of those fit below the largest int32?"))
 
 
 @checker
@@ -55,13 +57,26 @@ def multiplier_by_hand(m0: int, shift: int) -> Feedback:
         return report(Feedback(True, f"0.3 = 0.6 x 2^-1: M0 = round(0.6 x 2^31) = {want_m0}, "
                                      "shift = -1"))
     if shift == want_shift:
-        return report(Feedback(False, "the shift is right; M0 = round(q x 2^31) with q = 0.6"))
+        return report(Feedback(False, "the shift is right; M0 must lie in [2^30, 2^31): which "
+                                      "q in [0.5, 1) does it stand for?"))
     return report(Feedback(False, "write 0.3 = q x 2^shift with q in [0.5, 1) (frexp)"))
 
+
+MISTAKES = {
+    "zero_point_correction": [
+        ((lambda x, w, zx, zw: (x * w).sum() - zx * w.sum() - zw * x.sum(),), "constant term"),
+        ((lambda x, w, zx, zw: (x * w).sum(),), "Expand"),
+        ((lambda x, w, zx, zw: 1 / 0,), "raised")],
+    "overflow_bound": [(((2**31 - 1) // (255 * 128),), "8-bit activations"),
+                       (((2**31 - 1) // (127 * 127),), "largest magnitude"),
+                       ((1000,), "how large")],
+    "multiplier_by_hand": [((644245094, -1), "the shift is right"), ((1288490189, 0), "frexp")],
+}
+ANSWERS = {"overflow_bound": (2**31 - 1) // (127 * 128)}
 
 SOLUTIONS = {
     "zero_point_correction": lambda: zero_point_correction(
         lambda x, w, zx, zw: (x * w).sum() - zw * x.sum() - zx * w.sum() + len(x) * zx * zw),
-    "overflow_bound": lambda: overflow_bound((2**31 - 1) // (255 * 128)),
+    "overflow_bound": lambda: overflow_bound((2**31 - 1) // (127 * 128)),
     "multiplier_by_hand": lambda: multiplier_by_hand(1288490189, -1),
 }

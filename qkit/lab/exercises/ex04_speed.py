@@ -13,8 +13,9 @@ def ops_count(count: int) -> Feedback:
         return report(Feedback(True, f"2 M K N = {want:,}: about 0.15 GOP"))
     if count == want // 2:
         return report(Feedback(False, "that counts multiply-adds; count the multiply and the "
-                                      "add separately (2 M K N)"))
-    return report(Feedback(False, "each of the M x N outputs takes K multiplies and K adds"))
+                                      "add separately"))
+    return report(Feedback(False, "how many outputs are there, and how many operations does "
+                                  "each one take?"))
 
 
 @checker
@@ -24,7 +25,9 @@ def gemv_bytes_ratio(ratio: float) -> Feedback:
     if abs(ratio - 4) < 1e-9:
         return report(Feedback(True, "4x fewer bytes: where memory rules, int8 can be up to 4x "
                                      "faster even without faster arithmetic"))
-    return report(Feedback(False, "an fp32 weight is 4 bytes, an int8 weight 1 byte"))
+    if abs(ratio - 0.25) < 1e-9:
+        return report(Feedback(False, "that is int8 over fp32; how many times fewer?"))
+    return report(Feedback(False, "how many bytes does each format spend on one weight?"))
 
 
 @checker
@@ -37,8 +40,20 @@ def roofline(gops: float) -> Feedback:
     if abs(gops - 400) < 1e-6:
         return report(Feedback(False, "the arithmetic is not the limit here: bytes per second "
                                       "times operations per byte is"))
-    return report(Feedback(False, "roofline: attainable = min(peak, bandwidth x intensity)"))
+    if abs(gops - 10) < 1e-6:
+        return report(Feedback(False, "check the units: bytes per second and operations per "
+                                      "byte: multiply, don't divide"))
+    return report(Feedback(False, "which is smaller: the peak, or what the memory can feed "
+                                  "(bytes per second x operations per byte)?"))
 
+
+MISTAKES = {
+    "ops_count": [((128 * 384 * 1536,), "multiply-adds"), ((1,), "how many outputs")],
+    "gemv_bytes_ratio": [((0.25,), "int8 over fp32"), ((2.0,), "how many bytes")],
+    "roofline": [((400.0,), "not the limit"), ((10.0,), "multiply, don't divide"),
+                 ((100.0,), "which is smaller")],
+}
+ANSWERS = {"ops_count": 2 * 128 * 384 * 1536, "gemv_bytes_ratio": 4, "roofline": 40}
 
 SOLUTIONS = {
     "ops_count": lambda: ops_count(2 * 128 * 384 * 1536),

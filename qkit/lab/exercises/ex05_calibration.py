@@ -27,8 +27,11 @@ def fold_bn(fn) -> Feedback:
     if np.allclose(got_w, want_w, rtol=1e-6):
         return report(Feedback(False, "weights right; the bias: subtract the mean before "
                                       "scaling, then add beta"))
-    return report(Feedback(False, "scale each output channel's weights by "
-                                  "gamma / sqrt(var + eps)"))
+    if np.allclose(got_w, w * (gamma / (var + eps))[:, None, None, None], rtol=1e-6):
+        return report(Feedback(False, "BatchNorm divides by the standard deviation, not the "
+                                      "variance"))
+    return report(Feedback(False, "BatchNorm is y = gamma (x - mean) / sqrt(var + eps) + beta: "
+                                  "what does it do to w x + b, channel by channel?"))
 
 
 @checker
@@ -45,7 +48,8 @@ def percentile_clip(fn) -> Feedback:
                                      f"for a {np.abs(x).max() / got:.1f}x finer step"))
     if abs(got - float(np.percentile(x, 99.9))) <= 1e-9:
         return report(Feedback(False, "take the percentile of |x|, not of x"))
-    return report(Feedback(False, "np.percentile(np.abs(x), p)"))
+    return report(Feedback(False, "which magnitude has p% of the |x| below it? (NumPy has a "
+                                  "function for percentiles)"))
 
 
 @checker
@@ -64,6 +68,22 @@ def _solve_fold_bn(w, b, gamma, beta, mean, var, eps):
     k = gamma / np.sqrt(var + eps)
     return w * k[:, None, None, None], (b - mean) * k + beta
 
+
+def _bias_wrong(w, b, gamma, beta, mean, var, eps):
+    k = gamma / np.sqrt(var + eps)
+    return w * k[:, None, None, None], b * k + beta - mean
+
+
+MISTAKES = {
+    "fold_bn": [((_bias_wrong,), "the bias"),
+                ((lambda w, b, g, be, m, v, e: (w * (g / (v + e))[:, None, None, None], b),),
+                 "not the variance"),
+                ((lambda w, b, g, be, m, v, e: (w, b),), "channel by channel")],
+    "percentile_clip": [((lambda x, p: np.percentile(x, p),), "of |x|, not of x"),
+                        ((lambda x, p: np.abs(x).max(),), "which magnitude")],
+    "cle_factor": [((0.25,), "that is 1/s"), ((16.0,), "r1 / s must equal")],
+}
+ANSWERS = {"cle_factor": 4.0}
 
 SOLUTIONS = {
     "fold_bn": lambda: fold_bn(_solve_fold_bn),

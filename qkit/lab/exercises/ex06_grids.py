@@ -36,7 +36,8 @@ def lut_multiplies(count: int) -> Feedback:
     if count == 64:
         return report(Feedback(False, "that is the direct way; the kernel sums the activations "
                                       "of each code first"))
-    return report(Feedback(False, "one multiply per codebook entry"))
+    return report(Feedback(False, "once the activations sharing a code are summed, how many "
+                                  "products remain?"))
 
 
 @checker
@@ -47,7 +48,10 @@ def nf4_bits_per_weight(bits: float) -> Feedback:
                                      "scales down to 8 bits: 4.127"))
     if abs(bits - 4) < 1e-9:
         return report(Feedback(False, "add the scales: 32 bits shared by 64 weights"))
-    return report(Feedback(False, "4 bits of code plus 32 bits of scale per 64 weights"))
+    if abs(bits - (4 + 4 / 64)) < 1e-9:
+        return report(Feedback(False, "a float32 scale is 32 bits, not 4"))
+    return report(Feedback(False, "count the code bits and the scale's bits of one block, then "
+                                  "divide by the weights in it"))
 
 
 def _solve_kmeans_step(x, centers):
@@ -55,6 +59,16 @@ def _solve_kmeans_step(x, centers):
     return np.array([x[assign == i].mean() if (assign == i).any() else c
                      for i, c in enumerate(centers)])
 
+
+MISTAKES = {
+    "kmeans_step": [((lambda x, c: np.array([x[np.abs(x[:, None] - c).argmin(1) == i].mean()
+                                              for i in range(len(c))]),), "keep it as it is"),
+                    ((lambda x, c: c,), "assign each x")],
+    "lut_multiplies": [((64,), "the direct way"), ((4,), "how many products")],
+    "nf4_bits_per_weight": [((4,), "add the scales"), ((4 + 4 / 64,), "32 bits, not 4"),
+                            ((5,), "count the code bits")],
+}
+ANSWERS = {"lut_multiplies": 16, "nf4_bits_per_weight": 4.5}
 
 SOLUTIONS = {
     "kmeans_step": lambda: kmeans_step(_solve_kmeans_step),

@@ -40,7 +40,13 @@ def lsq_init(step: float) -> Feedback:
     want = 2 * 0.05 / np.sqrt(7)
     if abs(step - want) < 1e-4:
         return report(Feedback(True, f"2 mean|w| / sqrt(Qp) = {want:.4f}"))
-    return report(Feedback(False, "LSQ: s0 = 2 <|w|> / sqrt(Qp)"))
+    if abs(step - 2 * 0.05 / np.sqrt(8)) < 1e-4:
+        return report(Feedback(False, "Qp is the largest positive code of the grid, given in "
+                                      "the question"))
+    if abs(step - 0.05 / np.sqrt(7)) < 1e-4:
+        return report(Feedback(False, "close: LSQ's initial step has a factor you left out"))
+    return report(Feedback(False, "LSQ's initial step is written out above the exercises: plug "
+                                  "in the mean magnitude and Qp"))
 
 
 @checker
@@ -52,8 +58,20 @@ def lsq_grad_scale(g: float) -> Feedback:
                                      "in proportion to the weights'"))
     if abs(g - 1 / np.sqrt(288)) < 1e-5:
         return report(Feedback(False, "include Qp: g = 1 / sqrt(N * Qp)"))
-    return report(Feedback(False, "g = 1 / sqrt(N * Qp), N = values sharing the step"))
+    return report(Feedback(False, "the gradient scale is written out above the exercises: "
+                                  "which N shares this step?"))
 
+
+MISTAKES = {
+    "ste_gradient": [((lambda x, s, lo, hi: np.ones_like(x),), "plain STE"),
+                     ((lambda x, s, lo, hi: ((x / s >= lo) & (x / s <= hi)).astype(float),),
+                      "after the rounding"),
+                     ((lambda x, s, lo, hi: np.zeros_like(x),), "identity")],
+    "lsq_init": [((2 * 0.05 / np.sqrt(8),), "largest positive code"),
+                 ((0.05 / np.sqrt(7),), "a factor you left out"), ((0.5,), "plug in")],
+    "lsq_grad_scale": [((1 / np.sqrt(288),), "include Qp"), ((0.5,), "which N")],
+}
+ANSWERS = {"lsq_init": 2 * 0.05 / np.sqrt(7), "lsq_grad_scale": 1 / np.sqrt(288 * 7)}
 
 SOLUTIONS = {
     "ste_gradient": lambda: ste_gradient(

@@ -16,7 +16,8 @@ def additive_sqnr(db: float) -> Feedback:
         return report(Feedback(True, f"{want:.2f} dB: twice the noise power is 3 dB less"))
     if abs(db - 15) < 0.01 or abs(db - 60) < 0.01:
         return report(Feedback(False, "add noise powers, not decibels"))
-    return report(Feedback(False, "noise powers add: 10 log10(P / (2 N))"))
+    return report(Feedback(False, "turn 30 dB into a noise power, add the two, and turn the "
+                                  "sum back into dB"))
 
 
 @checker
@@ -27,7 +28,10 @@ def allocation_bytes(count: int) -> Feedback:
         return report(Feedback(True, f"{want:,} bytes: 12.6% of fp32"))
     if count == 1000 * 1000 // 2:
         return report(Feedback(False, "plus 1000 float32 scales"))
-    return report(Feedback(False, "half a byte per weight plus 4 bytes per row"))
+    if count == 1000 * 1000 // 2 + 1000:
+        return report(Feedback(False, "a float32 scale is 4 bytes"))
+    return report(Feedback(False, "how many bytes do the 4-bit codes take, and how many scales "
+                                  "are there?"))
 
 
 @checker
@@ -41,6 +45,13 @@ def greedy_choice(layer: str) -> Feedback:
                                       "noise per byte"))
     return report(Feedback(False, "answer 'A' or 'B'"))
 
+
+MISTAKES = {
+    "additive_sqnr": [((15.0,), "not decibels"), ((29.0,), "turn 30 dB")],
+    "allocation_bytes": [((500_000,), "scales"), ((501_000,), "4 bytes"), ((1,), "how many")],
+    "greedy_choice": [(("B",), "10x fewer bytes"), (("C",), "answer 'A' or 'B'")],
+}
+ANSWERS = {"additive_sqnr": 30 - 10 * np.log10(2), "allocation_bytes": 504_000}
 
 SOLUTIONS = {
     "additive_sqnr": lambda: additive_sqnr(30 - 10 * np.log10(2)),

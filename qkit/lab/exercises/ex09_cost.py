@@ -15,7 +15,10 @@ def dram_vs_mac(count: float) -> Feedback:
     if abs(count - want) <= 0.01 * want:
         return report(Feedback(True, f"{want:,.0f}: moving weights, not multiplying them, is "
                                      "what costs energy"))
-    return report(Feedback(False, "1950 pJ divided by 0.3 pJ"))
+    if abs(count - 1.95 / 0.3) <= 0.1:
+        return report(Feedback(False, "mind the units: nJ against pJ"))
+    return report(Feedback(False, "how many 0.3 pJ multiply-adds fit in the energy of one "
+                                  "read?"))
 
 
 @checker
@@ -28,7 +31,10 @@ def model_energy(uj: float) -> Feedback:
     if abs(uj - want) <= 0.01 * want:
         return report(Feedback(True, f"{want:.2f} uJ, of which arithmetic 0.30: "
                                      "weights dominate"))
-    return report(Feedback(False, "MACs x 0.3 pJ + (bytes / 8) x 1950 pJ, in microjoules"))
+    if abs(uj - (10**6 * 0.3e-6 + 10**5 * 1950e-6)) <= 0.01 * (10**6 * 0.3e-6 + 10**5 * 1950e-6):
+        return report(Feedback(False, "one DRAM read brings 64 bits: how many bytes is that?"))
+    return report(Feedback(False, "add the arithmetic (every multiply-add once) and the weight "
+                                  "reads (every byte once), both in microjoules"))
 
 
 @checker
@@ -39,8 +45,18 @@ def gemv_intensity(ops_per_byte: float) -> Feedback:
                                      "bus, not the multipliers, sets the speed"))
     if abs(ops_per_byte - 1) < 1e-6:
         return report(Feedback(False, "a multiply-add counts as 2 operations"))
-    return report(Feedback(False, "2 M K N operations over K N bytes, M = 1"))
+    return report(Feedback(False, "count the operations (a multiply-add is two) and the "
+                                  "weight bytes, then divide"))
 
+
+MISTAKES = {
+    "dram_vs_mac": [((1.95 / 0.3,), "mind the units"), ((100.0,), "how many 0.3 pJ")],
+    "model_energy": [((10**6 * 0.3e-6 + 10**5 * 1950e-6,), "64 bits"),
+                     ((1.0,), "add the arithmetic")],
+    "gemv_intensity": [((1.0,), "counts as 2"), ((4.0,), "count the operations")],
+}
+ANSWERS = {"dram_vs_mac": 1950 / 0.3, "model_energy": 10**6 * 0.3e-6 + 10**5 / 8 * 1950e-6,
+           "gemv_intensity": 2}
 
 SOLUTIONS = {
     "dram_vs_mac": lambda: dram_vs_mac(1950 / 0.3),
