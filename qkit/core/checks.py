@@ -258,9 +258,11 @@ def check_qlinear(x, w_n_k, w_max_abs, x_zero_point, multiplier, out_zero_point,
         raise TypeError(f"out_zero_point must be an integer, got {out_zero_point!r}")
     if not qmin <= int(out_zero_point) <= qmax:
         raise ValueError(f"out_zero_point {out_zero_point} outside [qmin, qmax] = [{qmin}, {qmax}]")
-    mult = np.broadcast_to(np.asarray(multiplier, np.float32).reshape(-1), (n,))
-    if not (np.isfinite(mult).all() and (mult > 0).all()):
-        raise ValueError(f"multiplier must be finite and > 0, got {multiplier}")
+    mult = check_multiplier(multiplier)
+    if mult.size not in (1, n):
+        raise ValueError(f"multiplier must have 1 (per-tensor) or N={n} (per-channel) values, "
+                         f"got {mult.size}")
+    mult = np.broadcast_to(mult, (n,))
     if bias is None:
         bias = np.zeros(n, np.float32)
     bias = np.asarray(bias, np.float32).reshape(-1)
@@ -269,27 +271,49 @@ def check_qlinear(x, w_n_k, w_max_abs, x_zero_point, multiplier, out_zero_point,
     return x, qmin, qmax, np.ascontiguousarray(mult), bias
 
 
-def check_conv2d(x, w, stride, padding, dilation, groups, pad_value, w_max_abs=None):
+def int_pair(name: str, v, smallest: int) -> tuple[int, int]:
+    """An int or a pair of ints, each >= ``smallest`` (strides, paddings, kernels...)."""
+    pair = (v, v) if np.ndim(v) == 0 else tuple(np.ravel(v))
+    if len(pair) != 2:
+        raise ValueError(f"{name} must be an int or a pair of ints, got {len(pair)} values: {v!r}")
+    if not all(isinstance(p, int | np.integer) and not isinstance(p, bool) for p in pair):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {v!r}")
+    if min(pair) < smallest:
+        raise ValueError(f"{name} must be >= {smallest}, got {v!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def check_int_in(value, name: str, low: int, high: int, what: str) -> int:
+    """An integer (an integer-valued float too) in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer | float | np.floating):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if not float(value).is_integer():
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if not low <= int(value) <= high:
+        raise ValueError(f"{name} must be an integer in the range of {what}, [{low}, {high}], "
+                         f"got {value}")
+    return int(value)
+
+
+def check_conv2d(x, w, stride, padding, dilation, groups, pad_value, w_max_abs=None,
+                 pad_name: str = "pad_value"):
     """``x`` (N,H,W,C) u8/s8, ``w`` (O,KH,KW,C/groups) s8 (NHWC / OHWI layouts); ``w_max_abs``
     when the caller knows it already."""
     x = check_int_array(x, "x", INTEGER_OPERANDS, ndim=4)
     w = check_int_array(w, "w", (np.int8,), ndim=4)
-    params = {}
-    for name, v in (("stride", stride), ("padding", padding), ("dilation", dilation)):
-        pair = (v, v) if np.ndim(v) == 0 else tuple(v)
-        if len(pair) != 2 or any(int(p) != p for p in pair):
-            raise ValueError(f"{name} must be an int or a pair of ints, got {v}")
-        smallest = 0 if name == "padding" else 1
-        if min(pair) < smallest:
-            raise ValueError(f"{name} must be >= {smallest}, got {v}")
-        params[name] = (int(pair[0]), int(pair[1]))
-    if int(groups) != groups or groups < 1:
+    params = {name: int_pair(name, v, 0 if name == "padding" else 1)
+              for name, v in (("stride", stride), ("padding", padding), ("dilation", dilation))}
+    if isinstance(groups, bool) or not isinstance(groups, int | np.integer):
+        raise TypeError(f"groups must be a positive int, got {groups!r}")
+    if groups < 1:
         raise ValueError(f"groups must be a positive int, got {groups}")
     c, o = x.shape[3], w.shape[0]
     if c % groups or o % groups:
         raise ValueError(f"groups={groups} must divide in_channels={c} and out_channels={o}")
     if w.shape[3] != c // groups:
-        raise ValueError(f"w must be (O,KH,KW,C/groups) = (O,KH,KW,{c // groups}), got {w.shape}")
+        raise ValueError(f"w must be (O,KH,KW,C/groups) = (O,KH,KW,{c // groups}), got {w.shape}"
+                         f" (x is NHWC: its last axis holds C = {c} channels; an NCHW x of "
+                         f"shape {x.shape} would explain this)")
     (sh, sw), (ph, pw), (dh, dw) = params["stride"], params["padding"], params["dilation"]
     oh = (x.shape[1] + 2 * ph - dh * (w.shape[1] - 1) - 1) // sh + 1
     ow = (x.shape[2] + 2 * pw - dw * (w.shape[2] - 1) - 1) // sw + 1
@@ -297,8 +321,7 @@ def check_conv2d(x, w, stride, padding, dilation, groups, pad_value, w_max_abs=N
         raise ValueError(f"kernel {w.shape[1:3]} with dilation {(dh, dw)} does not fit the "
                          f"padded input {(x.shape[1] + 2 * ph, x.shape[2] + 2 * pw)}")
     x_min, x_max = _limits(x.dtype)
-    if int(pad_value) != pad_value or not x_min <= pad_value <= x_max:
-        raise ValueError(f"pad_value must be an integer in the range of {x.dtype}, got {pad_value}")
+    pad_value = check_int_in(pad_value, pad_name, x_min, x_max, str(x.dtype))
     k = w.shape[1] * w.shape[2] * w.shape[3]
     wmax = max_abs(w) if w_max_abs is None else int(w_max_abs)
     check_accumulation(k, max(centred_bound(x, 0, k, wmax), abs(int(pad_value))), wmax, "conv2d")
@@ -308,17 +331,36 @@ def check_conv2d(x, w, stride, padding, dilation, groups, pad_value, w_max_abs=N
 def check_pool(x, kernel, stride):
     """``x`` (N,H,W,C) 8-bit; ``kernel``/``stride`` ints or pairs (stride defaults to kernel)."""
     x = check_int_array(x, "x", INTEGER_OPERANDS, ndim=4)
-    pairs = []
-    for name, v in (("kernel", kernel), ("stride", kernel if stride is None else stride)):
-        pair = (v, v) if np.ndim(v) == 0 else tuple(v)
-        if len(pair) != 2 or any(int(p) != p or p < 1 for p in pair):
-            raise ValueError(f"{name} must be a positive int or a pair of them, got {v}")
-        pairs.append((int(pair[0]), int(pair[1])))
-    (kh, kw), (sh, sw) = pairs
+    (kh, kw), (sh, sw) = (int_pair(name, v, 1) for name, v in (
+        ("kernel", kernel), ("stride", kernel if stride is None else stride)))
     if kh > x.shape[1] or kw > x.shape[2]:
         raise ValueError(f"kernel {(kh, kw)} is larger than the input {x.shape[1:3]}")
     out = ((x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1)
     return x, (kh, kw), (sh, sw), out
+
+
+def check_relu(x, zero_point):
+    """``x`` 8-bit, ``zero_point`` an integer that the dtype of ``x`` holds."""
+    x = check_int_array(x, "x", (np.uint8, np.int8))
+    info = np.iinfo(x.dtype)
+    return x, check_int_in(zero_point, "zero_point", int(info.min), int(info.max), str(x.dtype))
+
+
+def check_multiplier(value, name: str = "multiplier") -> np.ndarray:
+    """Real multipliers (``s_in * s_w / s_out``) as a 1-D float32 array, finite and > 0.
+    Strings, None and booleans are refused by name (NumPy would convert "0.1")."""
+    if isinstance(value, str | bytes | bool) or value is None:
+        raise TypeError(f"{name} must be a positive real number or an array of them, got "
+                        f"{value!r}")
+    m = np.atleast_1d(np.asarray(value))
+    if m.dtype.kind not in "iuf" or m.ndim != 1:
+        raise TypeError(f"{name} must be a positive real number or a 1-D array of them, got "
+                        f"{type(value).__name__} {m.dtype}")
+    with np.errstate(over="ignore"):
+        m = m.astype(np.float32)
+    if not (np.isfinite(m).all() and (m > 0).all()):
+        raise ValueError(f"{name} must be finite and > 0, got {value}")
+    return m
 
 
 def check_qadd(a, za, ma, b, zb, mb, zero_point, *, qmin, qmax):
@@ -334,8 +376,8 @@ def check_qadd(a, za, ma, b, zb, mb, zero_point, *, qmin, qmax):
         raise ValueError(f"zero_point {zero_point} outside [{qmin}, {qmax}]")
     mults = []
     for name, m in (("a_mult", ma), ("b_mult", mb)):
-        m = np.float32(m)
-        if not np.isfinite(m) or m <= 0:
-            raise ValueError(f"{name} must be finite and > 0, got {m}")
-        mults.append(m)
+        m = check_multiplier(m, name)
+        if m.size != 1:
+            raise ValueError(f"{name} must be one number, got {m.size}")
+        mults.append(m[0])
     return a, b, mults[0], mults[1], qmin, qmax, dtype

@@ -29,9 +29,15 @@ def quantize_multiplier(m):
     >>> quantize_multiplier(0.5), quantize_multiplier(0.75), quantize_multiplier(1.0)
     ((1073741824, 0), (1610612736, 0), (1073741824, 1))
     """
-    m_arr = np.asarray(m, dtype=np.float64)
+    if isinstance(m, str | bytes | bool) or m is None:
+        raise TypeError(f"m (the real multiplier) must be a number or an array of numbers, "
+                        f"got {m!r}")
+    m_arr = np.asarray(m)
+    if m_arr.dtype.kind not in "iuf":
+        raise TypeError(f"m (the real multiplier) must be real numbers, got {m_arr.dtype}")
+    m_arr = m_arr.astype(np.float64)
     if not np.isfinite(m_arr).all() or (m_arr < 0).any():
-        raise ValueError(f"multiplier must be finite and >= 0, got {m}")
+        raise ValueError(f"m (the real multiplier) must be finite and >= 0, got {m}")
     q, shift = np.frexp(m_arr)
     m0 = np.floor(q * 2.0**31 + 0.5).astype(np.int64)  # q >= 0: half away == half up
     top = m0 == 2**31

@@ -115,6 +115,12 @@ def qparams_from_range(lo, hi, bits: int = 8, *, signed: bool = True, symmetric:
         raise ValueError("lo must be <= hi")
     min_neg = np.minimum(lo, np.float32(0))
     max_pos = np.maximum(hi, np.float32(0))
+    with np.errstate(over="ignore"):
+        width = (max_pos - min_neg).astype(np.float32)
+    if not np.isfinite(width).all():
+        raise ValueError(f"the range [lo, hi] = [{lo.min()}, {hi.max()}] is wider than float32 "
+                         "can hold (its width overflows): the data x (or lo and hi) are too "
+                         "large to put on one grid")
     if symmetric:
         amax = np.maximum(-min_neg, max_pos)
         scale = np.maximum(amax / np.float32((qmax - qmin) / 2), EPS32).astype(np.float32)

@@ -152,7 +152,7 @@ class FbgemmLayer:
         else:
             c = self.conv
             *_, (oh, ow) = check_conv2d(x, self.w, c["stride"], c["padding"], c["dilation"],
-                                        c["groups"], x_zero_point)
+                                        c["groups"], x_zero_point, pad_name="x_zero_point")
             out_shape = (x.shape[0], oh, ow, self.w.shape[0])
             cols = _conv_cols(x, self.w, self.conv, x_zero_point)  # (groups, P, K)
             wmat = self.w.reshape(self.w.shape[0], -1)

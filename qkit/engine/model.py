@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from qkit import kernels
+from qkit.core.checks import check_float_array
 from qkit.core.metrics import quantized_bytes
 from qkit.core.observers import OBSERVERS
 from qkit.core.qparams import QParams, activation_range, qparams_from_range, qparams_from_tensor
@@ -83,9 +84,17 @@ class IntegerModel:
         observers = {op.name: observer() for op in self.ops if op.kind not in PASS_THROUGH}
         moments = {op.name: adaround.InputMoments(op) for op in self.ops
                    if self.scheme.rounding == "adaptive" and adaround.supported(op)}
+        images = check_float_array(images, "calibration")
+        if images.ndim < 2:
+            raise ValueError(f"calibration must be a batch of inputs (N, ...), got shape "
+                             f"{images.shape}")
         self.shapes, sums, counts = {}, {}, {}
         for i in range(0, len(images), batch):
-            vals = run_float(self.ops, images[i:i + batch], keep=True)
+            try:
+                vals = run_float(self.ops, images[i:i + batch], keep=True)
+            except RuntimeError as err:  # torch's shape errors name its own internals
+                raise ValueError(f"calibration images of shape {images.shape} do not fit the "
+                                 f"model (NCHW expected): {err}") from err
             for name, obs in observers.items():
                 obs.update(vals[name].numpy())
             for op in self.ops:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from qkit.core.checks import check_int_array, check_pool, check_qadd
+from qkit.core.checks import check_pool, check_qadd, check_relu
 
 
 @njit(cache=True, parallel=True)
@@ -69,5 +69,5 @@ def qadd(a, a_zero_point: int, a_mult, b, b_zero_point: int, b_mult, zero_point:
 
 def relu(x, zero_point: int) -> np.ndarray:
     """ReLU on a quantized tensor: ``max(q, zero_point)`` (see the reference)."""
-    x = check_int_array(x, "x", (np.uint8, np.int8))
+    x, zero_point = check_relu(x, zero_point)
     return np.maximum(x, np.asarray(zero_point).astype(x.dtype))

@@ -55,7 +55,7 @@ class PackedConv:
         found = self._geometry.get(key)
         if found is None:
             found = check_conv2d(x, self.w, stride, padding, dilation, groups, x_zero_point,
-                                 self.max_abs)[2:]
+                                 self.max_abs, pad_name="x_zero_point")[2:]
             if key is not None and len(self._geometry) < 64 and self.proven(x.dtype):
                 self._geometry[key] = found
         return (x, self.w) + found
@@ -154,7 +154,7 @@ def qconv2d(x, w, x_zero_point: int, multiplier, out_zero_point: int, qmin: int,
         packed, w = None, check_int_array(w, "w", (np.int8,), ndim=4)
         w_max = max_abs(w)
         x, w, stride, padding, dilation, groups, (oh, ow) = check_conv2d(
-            x, w, stride, padding, dilation, groups, x_zero_point, w_max)
+            x, w, stride, padding, dilation, groups, x_zero_point, w_max, pad_name="x_zero_point")
     grid = _grid(x, w.shape, w_max, (x_zero_point, multiplier, out_zero_point, qmin, qmax,
                                      bias))
     geometry = (stride, padding, dilation)

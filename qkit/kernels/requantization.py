@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from qkit.core.checks import check_fixed_point, check_requantize, storage_dtype
+from qkit.core.checks import check_fixed_point, check_multiplier, check_requantize, storage_dtype
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
@@ -81,11 +81,9 @@ def requantize_fixed(acc, multiplier, shift, zero_point: int, qmin: int, qmax: i
 def requantize_float(acc, multiplier, zero_point: int, qmin: int, qmax: int,
                      bias=None) -> np.ndarray:
     """``y = clamp(rne(f32(f32(f32(acc) + bias) * multiplier)) + zp, qmin, qmax)``."""
-    mult = np.atleast_1d(np.asarray(multiplier, dtype=np.float32))
+    mult = check_multiplier(multiplier)
     acc, qmin, qmax = check_requantize(acc, zero_point, qmin, qmax, bias,
                                        {"multiplier": mult.size})
-    if not (np.isfinite(mult).all() and (mult > 0).all()):
-        raise ValueError(f"multiplier must be finite and > 0, got {multiplier}")
     b = np.zeros(1, np.float32) if bias is None else np.asarray(bias, dtype=np.float32)
     out = np.empty(acc.shape, storage_dtype(qmin, qmax))
     _requantize_float_nb(acc, mult, b, bias is not None, int(zero_point), qmin, qmax, out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qkit.core.checks import check_int_array, check_pool, check_qadd
+from qkit.core.checks import check_pool, check_qadd, check_relu
 
 
 def maxpool2d(x, kernel, stride=None) -> np.ndarray:
@@ -62,5 +62,5 @@ def qadd(a, a_zero_point: int, a_mult, b, b_zero_point: int, b_mult, zero_point:
 
 def relu(x, zero_point: int) -> np.ndarray:
     """ReLU on a quantized tensor: real 0 is ``zero_point``, so ``max(q, zero_point)``."""
-    x = check_int_array(x, "x", (np.uint8, np.int8))
+    x, zero_point = check_relu(x, zero_point)
     return np.maximum(x, np.asarray(zero_point).astype(x.dtype))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qkit.core.checks import check_fixed_point, check_requantize, storage_dtype
+from qkit.core.checks import check_fixed_point, check_multiplier, check_requantize, storage_dtype
 from qkit.core.fixedpoint import multiply_by_quantized_multiplier
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -53,11 +53,9 @@ def requantize_float(acc, multiplier, zero_point: int, qmin: int, qmax: int,
     >>> requantize_float(np.array([[10, -10, 1000]], np.int32), np.float32(0.25), 3, 0, 255)
     array([[  5,   1, 253]], dtype=uint8)
     """
-    mult = np.atleast_1d(np.asarray(multiplier, dtype=np.float32))
+    mult = check_multiplier(multiplier)
     acc, qmin, qmax = check_requantize(acc, zero_point, qmin, qmax, bias,
                                        {"multiplier": mult.size})
-    if not (np.isfinite(mult).all() and (mult > 0).all()):
-        raise ValueError(f"multiplier must be finite and > 0, got {multiplier}")
     x = acc.astype(np.float32)  # exact up to 2**24, rounded like fbgemm beyond
     if bias is not None:
         x = x + np.asarray(bias, dtype=np.float32)

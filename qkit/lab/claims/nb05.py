@@ -349,8 +349,8 @@ def _observers_matter():
 
 
 @claim("05", "With $r_1$ the channel's weight range in the first layer and $r_2$ in the second, "
-             "$s_c = \\sqrt{r_1/r_2}$ makes both ranges $\\sqrt{r_1 r_2}$, and one scale per tensor "
-             "fits the channels better.", slow=True)
+             "$s_c = \\sqrt{r_1/r_2}$ makes both ranges $\\sqrt{r_1 r_2}$, and one scale per "
+             "tensor fits the channels better.", slow=True)
 def _cle_rule():
     rng = np.random.default_rng(0)
     r1, r2 = rng.uniform(0.01, 10, 100), rng.uniform(0.01, 10, 100)
