@@ -118,10 +118,11 @@ def _granularity():
 @claim("00", "qkit's integer results are exact: the fast kernel and the textbook formula agree to "
              "the last bit.")
 def _exact():
-    import qkit
+    from qkit import kernels, reference
+    from qkit.core.qparams import qparams_from_tensor
 
-    w_q = qkit.quantize(_w(), qkit.qparams_from_tensor(_w(), signed=True, symmetric=True,
+    w_q = kernels.quantize(_w(), qparams_from_tensor(_w(), signed=True, symmetric=True,
                                                        narrow_range=True, axis=0))
     x_q = np.random.default_rng(0).integers(0, 256, size=(64, 1280), dtype=np.uint8)
-    same = np.array_equal(qkit.gemm(x_q, w_q), qkit.reference.gemm(x_q, w_q))
+    same = np.array_equal(kernels.gemm(x_q, w_q), reference.gemm(x_q, w_q))
     return measured(same, f"{64 * 1000:,} int32 outputs identical: {same}")

@@ -114,8 +114,8 @@ def _observer_bits():
 
 @claim("01", "Scale and zero point follow from the range; including 0 keeps zero exact.")
 def _zero():
-    from qkit import dequantize, quantize
     from qkit.core.qparams import qparams_from_range
+    from qkit.kernels import dequantize, quantize
 
     rng = np.random.default_rng(0)
     exact = 0

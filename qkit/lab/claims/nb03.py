@@ -82,16 +82,17 @@ def _zero_points():
 @claim("03", "int32 is safe up to K = 65,793 for u8 x s8; qkit checks the bound from the data and "
              "refuses beyond it.")
 def _bound():
-    import qkit
+    from qkit import kernels
+    from qkit.core.checks import AccumulatorOverflowError
 
     k = (2**31 - 1) // (255 * 128)
-    worst = qkit.gemm(np.full((1, k), 255, np.uint8), np.full((1, k), -128, np.int8))
+    worst = kernels.gemm(np.full((1, k), 255, np.uint8), np.full((1, k), -128, np.int8))
     try:
-        qkit.gemm(np.full((1, k + 1), 255, np.uint8), np.full((1, k + 1), -128, np.int8))
+        kernels.gemm(np.full((1, k + 1), 255, np.uint8), np.full((1, k + 1), -128, np.int8))
         refused = False
-    except qkit.AccumulatorOverflowError:
+    except AccumulatorOverflowError:
         refused = True
-    small = qkit.gemm(np.full((1, k + 1), 100, np.uint8), np.full((1, k + 1), -128, np.int8))
+    small = kernels.gemm(np.full((1, k + 1), 100, np.uint8), np.full((1, k + 1), -128, np.int8))
     ok = (k == 65_793 and int(worst[0, 0]) == -255 * 128 * k and refused
           and int(small[0, 0]) == -100 * 128 * (k + 1))
     return measured(ok, f"K = {k:,} accepted at the extremes, K + 1 refused: {refused}; "

@@ -195,10 +195,10 @@ def _small():
 @claim("04", "Memory-bound (batch 1, big weights): int8 moves 4x fewer bytes than fp32, int4 8x "
              "fewer.")
 def _bytes():
-    import qkit
+    from qkit import kernels
 
     w = np.random.default_rng(0).integers(-8, 8, (256, 512), dtype=np.int8)
-    p8, p4 = qkit.kernels.pack_weights(w), qkit.kernels.pack_weights_int4(w)
+    p8, p4 = kernels.pack_weights(w), kernels.pack_weights_int4(w)
     b8, b4 = p8.panels.nbytes, p4.panels.nbytes  # what the VNNI GEMV kernels read
     fp32 = 4 * w.size
     return measured(fp32 / b8 == 4 and fp32 / b4 == 8,
@@ -220,7 +220,7 @@ def _lanes():
              "kernel then sums in int16 and widens every $L$ steps: exact, and whether it is "
              "faster depends on the core (python -m qkit bench times both paths on yours).")
 def _int16_steps():
-    import qkit
+    from qkit import kernels, reference
     from qkit.kernels.avx2 import gemm_avx2, int16_steps
     from qkit.kernels.simd.cpu import avx2_available
     from qkit.studies import bench
@@ -232,8 +232,8 @@ def _int16_steps():
         for k in (7, 64, 301):
             a = rng.integers(0, 256, (9, k), dtype=np.uint8)
             w = rng.choice(np.array([-8, 7], np.int8), (21, k))
-            exact &= np.array_equal(gemm_avx2(a, qkit.kernels.pack_weights(w), "int16"),
-                                    qkit.reference.gemm(a, w))
+            exact &= np.array_equal(gemm_avx2(a, kernels.pack_weights(w), "int16"),
+                                    reference.gemm(a, w))
     src = open(bench.__file__).read()
     both = '"int32")' in src and '"int16")' in src
     return measured(steps == 8 and 2 * 8 * 255 * 8 <= 32767 < 2 * 9 * 255 * 8 and exact and both,

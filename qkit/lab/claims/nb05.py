@@ -21,7 +21,7 @@ def _mnist():
 
 
 @cache
-def _ptq(bits, per_channel=True, observer="minmax", bias_correction=False):
+def _ptq(bits, *, per_channel=True, observer="minmax", bias_correction=False):
     from qkit.engine import Scheme
     from qkit.topics.compare import ptq_report
 
