@@ -66,6 +66,20 @@ def test_notebooks_are_committed_executed():
         assert counts == sorted(counts), f"{nb_path.name} was not run top to bottom"
 
 
+def test_student_cells_carry_no_test_scaffolding():
+    """What nbval needs lives in cell metadata (the ``nbval-ignore-output`` tag), and what a
+    notebook asserts lives in the tests and claims: a student's cells hold only the lesson."""
+    import json
+
+    for nb_path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for i, c in enumerate(json.loads(nb_path.read_text())["cells"]):
+            if c["cell_type"] != "code":
+                continue
+            src = "".join(c["source"])
+            assert "NBVAL" not in src, f"{nb_path.name} cell {i}: an nbval comment"
+            assert not re.search(r"^assert ", src, re.M), f"{nb_path.name} cell {i}: an assert"
+
+
 def test_readme_indexes_every_notebook():
     readme = (ROOT / "README.md").read_text()
     for nb_path in (ROOT / "notebooks").glob("*.ipynb"):
