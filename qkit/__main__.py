@@ -1,7 +1,7 @@
 """Command line: ``python -m qkit <command>``.
 
-    claims [NN]        measure every claim the notebooks make and say whether it holds
     bench              measure qkit's integer kernels against NumPy and PyTorch (qkit.studies.bench)
+    claims [NN]        measure the notebooks' claims, say whether each holds (qkit.lab.claims)
     eval               accuracy / size / latency of real models, fp32 vs integer (qkit.studies.eval)
     exercises          run every exercise checker against its reference solution
     precompute NAME    recompute a cached notebook result into data/results/ (qkit.studies.results)
