@@ -4,7 +4,9 @@
     claims [NN]        measure the notebooks' claims, say whether each holds (qkit.lab.claims)
     eval               accuracy / size / latency of real models, fp32 vs integer (qkit.studies.eval)
     exercises          run every exercise checker against its reference solution
+    grade DIR [--csv F]  tabulate submitted notebooks / result files (qkit.lab.grading)
     precompute NAME    recompute a cached notebook result into data/results/ (qkit.studies.results)
+    student-edition D  write every notebook with its answers blanked to D (qkit.lab.editions)
     train mnist-cnn    train the MNIST CNN from its seed and write data/mnist_cnn.npz
     warmup             compile the numba kernels once into the on-disk cache
 """
@@ -36,6 +38,14 @@ def main(argv=None) -> int:
         from qkit.lab.exercises import check_all
 
         return 1 if check_all() else 0
+    if cmd == "grade":
+        from qkit.lab.grading import main as grade_main
+
+        return grade_main(rest)
+    if cmd == "student-edition":
+        from qkit.lab.editions import main as edition_main
+
+        return edition_main(rest)
     if cmd == "precompute":
         from qkit.studies.results import main as precompute_main
 
