@@ -8,16 +8,7 @@ from functools import cache
 import numpy as np
 
 from qkit.lab.claims import claim, measured
-
-
-@cache
-def _mnist():
-    from qkit import data
-    from qkit.models import mnist_cnn
-
-    split = data.mnist5k()
-    return (mnist_cnn.load(), mnist_cnn.to_input(split["x_train"][:256]).numpy(),
-            mnist_cnn.to_input(split["x_test"]).numpy(), split["y_test"])
+from qkit.lab.claims.shared import mnist
 
 
 @cache
@@ -25,7 +16,7 @@ def _ptq(bits, *, per_channel=True, observer="minmax", bias_correction=False):
     from qkit.engine import Scheme
     from qkit.topics.compare import ptq_report
 
-    model, calib, x, y = _mnist()
+    model, calib, x, y = mnist()
     return ptq_report(model, calib, x, y, Scheme(bits, per_channel=per_channel, observer=observer,
                                                  bias_correction=bias_correction))
 
@@ -89,7 +80,7 @@ def _retrain():
     dt = time.perf_counter() - t0
     shipped = mnist_cnn.load().state_dict()
     same = all(torch.equal(fresh[k], shipped[k]) for k in shipped)
-    _, calib, x, _ = _mnist()
+    _, calib, x, _ = mnist()
     return measured(same and len(calib) == 256 and len(x) == 1000 and dt < 180,
                     f"retrained in {dt:.0f} s; identical to data/mnist_cnn.npz: {same}")
 
@@ -108,7 +99,7 @@ def _bits():
 def _per_tensor():
     from qkit.engine import trace
 
-    w = trace(_mnist()[0])[0][1].params["weight"]  # folded
+    w = trace(mnist()[0])[0][1].params["weight"]  # folded
     amax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
     drop = _layers(_ptq(4))[0] - _layers(_ptq(4, per_channel=False))[0]
     return measured(w[0].size == 9 and amax.max() / amax.min() > 3 and drop > 4,
@@ -127,7 +118,7 @@ def _bias_correction():
 
     rise = _ptq(4, bias_correction=True)["last_db"] - _ptq(4)["last_db"]
     a3, a3bc = _ptq(3)["accuracy"], _ptq(3, bias_correction=True)["accuracy"]
-    model, calib, _, _ = _mnist()
+    model, calib, _, _ = mnist()
     moved = {}
     for bits in (3, 4):  # how far the integer model's layer inputs moved from the float means
         im = IntegerModel.from_float(model, calib, Scheme(bits))
@@ -276,7 +267,7 @@ def _folding():
 
     from qkit.engine import run_float, trace
 
-    model, _, x, _ = _mnist()
+    model, _, x, _ = mnist()
     with torch.no_grad():
         ref = model(torch.from_numpy(x[:256])).numpy()
     diff = float(np.abs(ref - run_float(trace(model)[0], x[:256]).numpy()).max())

@@ -8,6 +8,7 @@ from functools import cache
 import numpy as np
 
 from qkit.lab.claims import claim, measured
+from qkit.lab.claims.shared import mnist
 
 
 @cache
@@ -18,22 +19,12 @@ def _study():
 
 
 @cache
-def _mnist():
-    from qkit import data
-    from qkit.models import mnist_cnn
-
-    split = data.mnist5k()
-    return (mnist_cnn.load(), mnist_cnn.to_input(split["x_train"][:256]).numpy(),
-            mnist_cnn.to_input(split["x_test"]).numpy(), split["y_test"])
-
-
-@cache
 def _at_budget(percent):
     from qkit.topics import mixed
 
     st = _study()
     bits = mixed.allocate(st["sensitivity"], percent / 100 * st["fp32_bytes"])
-    return mixed.evaluate_allocation(*_mnist(), bits, rounds=1)
+    return mixed.evaluate_allocation(*mnist(), bits, rounds=1)
 
 
 def _point(kind):
@@ -72,7 +63,7 @@ def _latency():
     from qkit.engine import IntegerModel, Scheme
     from qkit.studies.timing import measure
 
-    model, calib, x, _ = _mnist()
+    model, calib, x, _ = mnist()
     ims = {b: IntegerModel.from_float(model, calib, Scheme(b)) for b in (2, 8)}
     lanes = {b: {im.layers[n]["w_q"].dtype for n in im.layers} for b, im in ims.items()}
     t = measure({b: (lambda im=im: im(x[:256])) for b, im in ims.items()}, 5)

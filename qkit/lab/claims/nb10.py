@@ -8,6 +8,7 @@ from functools import cache
 import numpy as np
 
 from qkit.lab.claims import claim, measured
+from qkit.lab.claims.shared import stored_rows
 
 
 @cache
@@ -115,15 +116,12 @@ def _split():
              "embeddings drift (cosine ~0.95).", slow=True)
 def _weight_only():
     from qkit.models import minilm
-    from qkit.studies import results
-
     model, bbc, _ = _setup()
     texts = bbc["x_test"][:32]
     ref = minilm.embed(model, texts, max_len=64)
     cos = {b: float((minilm.embed(minilm.quantize_linears(model, "weight-only", b), texts,
                                   max_len=64) * ref).sum(axis=1).mean()) for b in (8, 4)}
-    rows = {r["scheme"]: r["value"] for r in results.load("models")["rows"]
-            if r["model"] == "minilm-l6" and r["metric"] == "bbc_accuracy"}
+    rows = stored_rows("minilm-l6", "bbc_accuracy")
     ok = (cos[8] > 0.999 and abs(rows["w8a16-g64"] - rows["fp32"]) <= 0.005
           and 0.93 < cos[4] < 0.97 and rows["w4a16-g64"] >= rows["fp32"] - 0.005)
     return measured(ok, f"cosine W8 {cos[8]:.4f}, W4 {cos[4]:.4f}; BBC accuracy fp32 "
@@ -163,11 +161,8 @@ def _retrieval():
         np.fill_diagonal(sim, -np.inf)
         return sim.argmax(axis=1)
 
-    from qkit.studies import results
-
     same = float(np.mean(neighbours(ref) == neighbours(got)))
-    rows = {r["scheme"]: r["value"] for r in results.load("models")["rows"]
-            if r["model"] == "minilm-l6" and r["metric"] == "bbc_accuracy"}
+    rows = stored_rows("minilm-l6", "bbc_accuracy")
     drop = rows["fp32"] - rows["w4a16-g64"]
     return measured(same < 0.95 and drop <= 0.005,
                     f"W4A16 g64: the nearest article changes for {1 - same:.0%} of 200 test "
