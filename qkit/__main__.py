@@ -8,7 +8,8 @@
     precompute NAME    recompute a cached notebook result into data/results/ (qkit.studies.results)
     student-edition D  write every notebook with its answers blanked to D (qkit.lab.editions)
     train mnist-cnn    train the MNIST CNN from its seed and write data/mnist_cnn.npz
-    warmup             compile the numba kernels once into the on-disk cache
+    warmup             compile the numba kernels once into the on-disk cache, and set up
+                       JupyterLab and Voila to run with no network (qkit.lab.jupyter)
 """
 
 from __future__ import annotations
@@ -61,10 +62,13 @@ def main(argv=None) -> int:
         import time
 
         from qkit.kernels import warmup
+        from qkit.lab import jupyter
 
         t0 = time.perf_counter()
         warmup()
         print(f"qkit kernels ready in {time.perf_counter() - t0:.1f} s")
+        for path in jupyter.install():
+            print(f"offline set-up: {path}")
         return 0
     print(f"unknown command {cmd!r}\n{__doc__}", file=sys.stderr)
     return 2

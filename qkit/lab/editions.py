@@ -1,17 +1,22 @@
 """Student and instructor editions of the notebooks, on nbgrader's conventions.
 
-Every answer cell of the committed (instructor) notebooks holds its reference answer between
-nbgrader's markers, with nbgrader's cell metadata, and the checker call after them:
+Every exercise of the committed (instructor) notebooks is two cells, as nbgrader lays out an
+autograded exercise: an *answer cell* holding the reference answer between nbgrader's markers
+(cell metadata ``solution: true``), then a locked *check cell* that calls the exercise's checker
+(``grade: true, points: 1``, an "autograder tests" cell):
 
     ### BEGIN SOLUTION
     answer = 1000 * 1280 + 4 * 1000
     ### END SOLUTION
+    ---
     exercises.int8_bytes(answer)
 
-An instructor who uses nbgrader runs ``nbgrader generate_assignment`` on these notebooks
-unchanged. Without nbgrader, ``python -m qkit student-edition OUTDIR`` writes every notebook
-with each solution replaced by a ``...`` stub (``answer = ...``; a function's body becomes
-``return ...``), the answer cells' outputs cleared, and nothing else touched. The student
+An instructor who uses nbgrader runs ``nbgrader generate_assignment`` and ``nbgrader
+autograde`` on these notebooks unchanged: under nbgrader (``NBGRADER_EXECUTION`` set) a checker
+that does not pass raises, so the check cell scores 0 (`qkit.lab.exercises.feedback.checker`).
+Without nbgrader, ``python -m qkit student-edition OUTDIR`` writes every notebook with each
+solution replaced by a ``...`` stub (``answer = ...``; a function's body becomes ``return
+...``), the outputs of answer and check cells cleared, and nothing else touched. The student
 edition runs top to bottom: every checker says "not answered yet".
 """
 
@@ -29,7 +34,13 @@ _CALL = re.compile(r"^exercises\.(\w+)\(", re.M)
 
 
 def answer_cells(nb: dict) -> list[int]:
-    """Indices of the code cells that call an exercise checker."""
+    """Indices of the answer cells: code cells with a solution region."""
+    return [i for i, c in enumerate(nb["cells"])
+            if c["cell_type"] == "code" and BEGIN in "".join(c["source"])]
+
+
+def check_cells(nb: dict) -> list[int]:
+    """Indices of the check cells: code cells that call an exercise checker."""
     return [i for i, c in enumerate(nb["cells"])
             if c["cell_type"] == "code" and _CALL.search("".join(c["source"]))]
 
@@ -72,6 +83,8 @@ def student_edition(nb: dict) -> dict:
     out = copy.deepcopy(nb)
     for i in answer_cells(out):
         out["cells"][i] = student_cell(out["cells"][i])
+    for i in check_cells(out):
+        out["cells"][i]["outputs"], out["cells"][i]["execution_count"] = [], None
     return out
 
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, TOKEN
+from qkit.lab.exercises.feedback import NOT_ANSWERED
+
+from .conftest import ROOT, STUDENT_EDITION, TOKEN, offsite_requests
 
 pytestmark = pytest.mark.browser
 
@@ -129,24 +131,7 @@ def lab(lab_url):
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_and_its_explorer_responds(browser, lab, shots, name):
     lab_url = lab
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    errors = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    t0 = time.time()
-    # a fresh workspace per notebook: otherwise JupyterLab reopens the previous test's tab
-    workspace = Path(name).stem.replace("_", "-")
-    page.goto(f"{lab_url}/lab/workspaces/{workspace}/tree/{name}?reset&token={TOKEN}")
-    _wait(page, KERNEL_IDLE, 90, "the kernel to start")
-    # the committed notebook carries outputs and execution counts: clear them first, so that
-    # "every cell has run" means this run
-    page.evaluate("window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
-    _wait(page, """() => window.jupyterapp.shell.currentWidget.content.widgets.every(
-        c => c.model.type !== 'code' || c.model.executionCount === null)""", 30, "cleared cells")
-    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    _wait(page, ALL_RUN, 180, "every code cell to run")
-    _wait(page, KERNEL_IDLE, 180, "the kernel to finish")
-    ran = time.time() - t0
+    page, errors, offsite, ran = _open_and_run_all(browser, lab_url, name)
     try:
         handle, before = _first_explorer_image(page)
     except Exception:
@@ -176,3 +161,46 @@ def test_notebook_runs_and_its_explorer_responds(browser, lab, shots, name):
           f"{', '.join(changed)}")
     page.close()
     assert not errors, f"{name}: browser console errors: {errors[:5]}"
+    assert not offsite, f"{name}: requests leaving 127.0.0.1: {offsite[:5]}"
+
+
+def _open_and_run_all(browser, lab_url: str, name: str):
+    """``name`` opened in JupyterLab with its outputs cleared, then every cell run; the page,
+    its console errors, its requests leaving the machine, and the seconds it took."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors = []
+    offsite = offsite_requests(page)
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    t0 = time.time()
+    # a fresh workspace per notebook: otherwise JupyterLab reopens the previous test's tab
+    workspace = Path(name).stem.replace("_", "-")
+    page.goto(f"{lab_url}/lab/workspaces/{workspace}/tree/{name}?reset&token={TOKEN}")
+    _wait(page, KERNEL_IDLE, 90, "the kernel to start")
+    # the committed notebook carries outputs and execution counts: clear them first, so that
+    # "every cell has run" means this run
+    page.evaluate("window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
+    _wait(page, """() => window.jupyterapp.shell.currentWidget.content.widgets.every(
+        c => c.model.type !== 'code' || c.model.executionCount === null)""", 30, "cleared cells")
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    _wait(page, ALL_RUN, 180, "every code cell to run")
+    _wait(page, KERNEL_IDLE, 180, "the kernel to finish")
+    return page, errors, offsite, time.time() - t0
+
+
+@pytest.mark.parametrize("name", STUDENT_EDITION)
+def test_student_edition_runs_in_the_browser(browser, lab, shots, name):
+    """A student edition as a student opens it: every cell runs without an error, each of the
+    three check cells says "not answered yet", the explorers still draw."""
+    page, errors, offsite, ran = _open_and_run_all(browser, lab, f"student-{name}")
+    assert page.locator("[data-mime-type='application/vnd.jupyter.error']").count() == 0, \
+        f"student edition of {name}: a cell shows an error"
+    text = page.inner_text("body")
+    assert text.count(NOT_ANSWERED.split(":")[0]) == 3, f"student edition of {name}"
+    assert "### BEGIN SOLUTION" not in text and "passed:" not in text
+    assert _first_explorer_image(page)[1], f"student edition of {name}: no plot"
+    page.screenshot(path=str(shots / f"student-{Path(name).stem}.png"), full_page=False)
+    print(f"student edition of {name}: ran in {ran:.1f} s, three checks not answered yet")
+    page.close()
+    assert not errors, f"student edition of {name}: browser console errors: {errors[:5]}"
+    assert not offsite, f"student edition of {name}: requests leaving 127.0.0.1: {offsite[:5]}"

@@ -5,13 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import offsite_requests
 from .test_notebooks_in_browser import BAD_TEXT, NOTEBOOKS, _first_explorer_image
 
 pytestmark = pytest.mark.browser
-
-# Voila 0.5's page asks a CDN for Font Awesome's CSS (icons only). Offline that request fails and
-# Chromium logs "Failed to load resource"; that one is tolerated (and printed), nothing else.
-OFFLINE_OK = ("https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free",)
 
 
 def _open(browser, url: str, timeout_ms: int):
@@ -19,6 +16,7 @@ def _open(browser, url: str, timeout_ms: int):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})  # nothing shared
     page = context.new_page()
     errors, failed = [], []
+    page.offsite = offsite_requests(page)
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("requestfailed", lambda r: failed.append(r.url))
@@ -63,8 +61,7 @@ def test_voila_renders_and_responds(browser, voila_app, shots, name):
     page.screenshot(path=str(shots / f"voila-{Path(name).stem}.png"))
     print(f"voila {name}: rendered in {rendered:.1f} s, plot changed")
     context.close()
-    tolerated = [u for u in failed if u.startswith(OFFLINE_OK)]
-    if tolerated and len(tolerated) == len(failed):
-        print(f"  (offline: {len(tolerated)} Font Awesome CSS request(s) to a CDN failed)")
-        errors = [e for e in errors if not e.startswith("Failed to load resource")]
+    # Voila's own "lab" template links Font Awesome on a CDN; qkit's template (the default once
+    # `python -m qkit warmup` ran: qkit.lab.jupyter) does not, and nothing else may go out
+    assert not page.offsite, f"{name}: requests leaving 127.0.0.1 in app mode: {page.offsite[:5]}"
     assert not errors, f"{name}: browser console errors in app mode: {errors[:5]} {failed[:5]}"

@@ -16,33 +16,42 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
-def test_every_answer_cell_carries_nbgrader_markers():
+def test_every_exercise_is_an_answer_cell_then_a_locked_check_cell():
+    """nbgrader's layout of an autograded exercise: the solution region in an answer cell
+    (``solution``), the checker call alone in the next cell (``grade``, locked, 1 point)."""
     ids = set()
     for path in NOTEBOOKS:
         nb = json.loads(path.read_text())
-        cells = editions.answer_cells(nb)
-        assert len(cells) == 3, path.name
+        cells, checks = editions.answer_cells(nb), editions.check_cells(nb)
+        assert len(cells) == 3 and checks == [i + 1 for i in cells], path.name
         for i in cells:
-            c = nb["cells"][i]
-            src = "".join(c["source"])
-            assert editions.BEGIN in src and editions.END in src, (path.name, i)
+            c, check = nb["cells"][i], nb["cells"][i + 1]
+            src = "".join(c["source"]).strip()
+            assert src.endswith(editions.END) and editions.BEGIN in src, (path.name, i)
             solution = src.split(editions.BEGIN)[1].split(editions.END)[0]
             assert solution.strip(), f"{path.name} cell {i}: an empty solution"
             meta = c["metadata"]["nbgrader"]
             assert meta["solution"] and not meta["grade"] and meta["schema_version"] == 3
-            ids.add(meta["grade_id"])
-    assert len(ids) == 33  # unique across the series
+            assert "exercises." not in src, f"{path.name} cell {i}: the check is in its own cell"
+            test = check["metadata"]["nbgrader"]
+            assert test["grade"] and not test["solution"] and test["locked"], (path.name, i)
+            assert test["points"] == 1 and test["grade_id"] == meta["grade_id"] + "_check"
+            assert len(check["source"]) == 1, f"{path.name} cell {i + 1}: only the checker call"
+            ids |= {meta["grade_id"], test["grade_id"]}
+    assert len(ids) == 66  # unique across the series
 
 
 def test_student_cells_are_stubs_and_the_rest_is_untouched():
     for path in NOTEBOOKS:
         nb = json.loads(path.read_text())
         st = editions.student_edition(nb)
-        answers = set(editions.answer_cells(nb))
+        answers, checks = set(editions.answer_cells(nb)), set(editions.check_cells(nb))
         for i, (a, b) in enumerate(zip(nb["cells"], st["cells"], strict=True)):
             if i in answers:
                 src = "".join(b["source"])
                 assert editions.BEGIN not in src and "..." in src and b["outputs"] == []
+            elif i in checks:
+                assert a["source"] == b["source"] and b["outputs"] == []
             else:
                 assert a == b
 
@@ -96,7 +105,7 @@ def test_student_edition_runs_top_to_bottom_and_is_graded(tmp_path, monkeypatch)
     monkeypatch.setenv("QKIT_STUDENT", "blank")
     for path in sorted(out.glob("*.ipynb")):
         nb = _run(path, ROOT / "notebooks")
-        for i in editions.answer_cells(nb):
+        for i in editions.check_cells(nb):
             text = "".join(o.get("text", "") for o in nb.cells[i].outputs)
             assert NOT_ANSWERED in text, (path.name, i, text)
     lines = results.read_text().splitlines()

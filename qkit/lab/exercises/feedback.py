@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-NOT_ANSWERED = "replace the ... with your answer, then run the cell again"
+NOT_ANSWERED = ("not answered yet: replace the ... in the cell above with your answer, run "
+                "it, then run this cell again")
 
 
 @dataclass
@@ -27,6 +28,8 @@ class Feedback:
         return self.passed
 
     def __repr__(self) -> str:
+        if self.message == NOT_ANSWERED:
+            return self.message
         return ("passed: " if self.passed else "not yet: ") + self.message
 
     def _ipython_display_(self) -> None:
@@ -63,7 +66,9 @@ def _watch(f):
 def checker(fn):
     """Mark ``fn`` as an exercise checker: a ``...`` anywhere in its arguments, or a function
     that returns ``...`` (the student edition's stub), is answered with `NOT_ANSWERED` (the
-    checker itself never sees it). Every result is recorded (`record`)."""
+    checker itself never sees it). Every result is recorded (`record`). Under nbgrader's
+    autograder or validator (``NBGRADER_EXECUTION`` set), a result that did not pass also
+    raises AssertionError with its message, so nbgrader scores the check cell 0."""
 
     @functools.wraps(fn)
     def check(*args, **kwargs):
@@ -77,6 +82,8 @@ def checker(fn):
             except _NotAnswered:
                 fb = report(Feedback(False, NOT_ANSWERED))
         record(fn, fb)
+        if os.environ.get("NBGRADER_EXECUTION") and not fb.passed:
+            raise AssertionError(f"{fn.__name__}: {fb.message}")
         return fb
 
     return check
