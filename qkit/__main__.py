@@ -65,7 +65,7 @@ def main(argv=None) -> int:
         from qkit.lab import jupyter
 
         t0 = time.perf_counter()
-        warmup()
+        warmup(progress=True)
         print(f"qkit kernels ready in {time.perf_counter() - t0:.1f} s")
         for path in jupyter.install():
             print(f"offline set-up: {path}")

@@ -26,20 +26,37 @@ from qkit.kernels.requantization import requantize_fixed, requantize_float
 GRIDS = ((0, 255), (-128, 127))  # (qmin, qmax) of uint8 and int8 outputs
 
 
-def warmup() -> None:
-    """Compile (or load from the cache) the common signatures once."""
+def warmup(progress: bool = False) -> None:
+    """Compile (or load from the cache) the common signatures once; ``progress`` shows a bar
+    naming each group of kernels (a first compile takes minutes, a cached load seconds)."""
+    from tqdm.auto import tqdm
+
     rng = np.random.default_rng(0)
+    steps = []
     for dt in (np.uint8, np.int8):
         a = rng.integers(0, 100, (3, 5)).astype(dt)
         w = rng.integers(-100, 100, (4, 5)).astype(np.int8)
-        _gemms(rng, a, w)
-        _convs(a, w)
         p = rng.integers(0, 100, (2, 4, 4, 3)).astype(dt)
-        maxpool2d(p, 2)
-        avgpool2d(p, 2)
-        qadd(p, 1, 0.5, p, 2, 0.25, 3, qmin=0, qmax=255)
-    _quantization(rng)
-    loops.gemm_plain(np.zeros((2, 4), np.uint8), np.zeros((3, 4), np.int8))  # the portable loops
+        name = np.dtype(dt).name
+        steps += [(f"GEMMs, {name} inputs", lambda a=a, w=w: _gemms(rng, a, w)),
+                  (f"convolutions, {name} inputs", lambda a=a, w=w: _convs(a, w)),
+                  (f"pooling and add, {name}", lambda p=p: _pools(p))]
+    steps += [("quantize and requantize", lambda: _quantization(rng)),
+              ("portable loops", _loops)]
+    bar = tqdm(steps, desc="compiling qkit kernels", disable=not progress)
+    for what, run in bar:
+        bar.set_postfix_str(what)
+        run()
+
+
+def _pools(p) -> None:
+    maxpool2d(p, 2)
+    avgpool2d(p, 2)
+    qadd(p, 1, 0.5, p, 2, 0.25, 3, qmin=0, qmax=255)
+
+
+def _loops() -> None:
+    loops.gemm_plain(np.zeros((2, 4), np.uint8), np.zeros((3, 4), np.int8))
     loops.int4_plain(np.zeros((2, 4), np.uint8), np.zeros((3, 2), np.uint8))
 
 

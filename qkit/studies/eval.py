@@ -1,8 +1,15 @@
 """The accuracy / size / latency table of real models, measured in one run.
 
-    python -m qkit eval            # table
-    python -m qkit eval --json     # one object per line: model, scheme, metric, value,
-                                   # fp32_value, size_bytes, latency_ms, engine
+    python -m qkit eval                      # the stored table, at once
+    python -m qkit eval --recompute          # measure every model again (about 15 minutes)
+    python -m qkit eval --models mnist-cnn   # measure one model again (about a minute)
+    python -m qkit eval --json               # one object per line: model, scheme, metric,
+                                             # value, fp32_value, size_bytes, latency_ms, engine
+
+The stored table is ``data/results/models.json`` (checksummed, `qkit.studies.results`), written
+by ``python -m qkit precompute models`` with a fingerprint of the code that measured it; when
+the code has changed since, ``eval`` says so. A recomputation shows a progress bar per model
+naming the step (scheme) it is on.
 
 For each model: fp32, qkit's integer engine under each scheme, and PyTorch's own
 post-training quantization (FX graph mode, fbgemm) on the same calibration
@@ -11,9 +18,11 @@ images. Latency is the median of interleaved timings on the same batch.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -21,6 +30,36 @@ from qkit.engine import SCHEMES, IntegerModel
 from qkit.studies.timing import measure
 
 CALIBRATION, BATCH = 256, 256
+# what the table depends on: the kernels, the engine, the models and this module; a change to
+# any of these files changes `fingerprint`
+MEASURED_BY = ("core", "kernels", "engine", "models", "studies/eval.py", "studies/timing.py")
+
+
+def fingerprint() -> str:
+    """sha256 (first 16 hex digits) of every source file the table depends on."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for part in MEASURED_BY:
+        path = root / part
+        for f in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+class _Steps:
+    """A progress bar for one model's rows: ``step(name)`` names what is being computed."""
+
+    def __init__(self, model: str, total: int, progress: bool):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, desc=model, disable=not progress, leave=True)
+
+    def step(self, what: str) -> None:
+        self.bar.set_postfix_str(what, refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 @dataclass
@@ -35,7 +74,7 @@ class Row:
     engine: str
 
 
-def mnist_cnn_rows(rounds: int = 7) -> list[Row]:
+def mnist_cnn_rows(rounds: int = 7, progress: bool = False) -> list[Row]:
     import torch
 
     from qkit import data
@@ -51,37 +90,43 @@ def mnist_cnn_rows(rounds: int = 7) -> list[Row]:
     def acc(predict) -> float:
         return float((predict(x_test).argmax(1) == y_test).mean())
 
+    bar = _Steps("mnist-cnn", 1 + len(SCHEMES) + len(WEIGHT_ONLY) + 2, progress)
     with torch.no_grad():
         fp32_acc = acc(lambda x: model(x).numpy())
+        bar.step("fp32")
         timed = {"torch fp32": lambda: model(batch)}
         rows = [Row("mnist-cnn", "fp32", "top1", fp32_acc, fp32_acc, fp32_bytes, 0, "torch fp32")]
-        engines = {}
         for name, scheme in SCHEMES.items():
             im = IntegerModel.from_float(model, calib, scheme)
-            engines[name] = im
             timed[f"qkit {name}"] = lambda im=im: im(batch)
             rows.append(Row("mnist-cnn", name, "top1", acc(im), fp32_acc, im.size_bytes(), 0,
                             "qkit int"))
-        extra = _dynamic_and_weight_only(model, calib)
-        for name, m, engine in extra:
+            bar.step(name)
+        extra = []
+        for name, m, engine in _dynamic_and_weight_only(model, calib):
             timed[f"qkit {name}"] = lambda m=m: m(batch)
             rows.append(Row("mnist-cnn", name, "top1", acc(m), fp32_acc, m.size_bytes(), 0,
                             engine))
+            extra.append(name)
+            bar.step(name)
         tq = _torch_ptq(model, calib)
         if tq is not None:
             timed["torch int8 ptq"] = lambda: tq(batch)
             rows.append(Row("mnist-cnn", "torch-ptq-w8a8-per-channel", "top1",
                             acc(lambda x: tq(x).numpy()), fp32_acc, _torch_bytes(tq), 0,
                             "torch fbgemm"))
+        bar.step("torch ptq")
         latency = measure(timed, rounds)
-    keys = (["torch fp32"] + [f"qkit {n}" for n in SCHEMES] + [f"qkit {n}" for n, _, _ in extra]
+        bar.step(f"latency, {len(timed)} engines x {rounds} rounds")
+        bar.close()
+    keys = (["torch fp32"] + [f"qkit {n}" for n in SCHEMES] + [f"qkit {n}" for n in extra]
             + (["torch int8 ptq"] if tq else []))
     for row, key in zip(rows, keys, strict=True):
         row.latency_ms = round(latency[key] * 1e3, 3)
     return rows
 
 
-def mobilenet_v2_rows(rounds: int = 5, batch: int = 16) -> list[Row]:
+def mobilenet_v2_rows(rounds: int = 5, batch: int = 16, progress: bool = False) -> list[Row]:
     """Agreement with fp32 on the photo set (no labelled ImageNet offline): top-1 agreement,
     plus top-5 overlap and logit SQNR rows; calibration on every other image."""
     import torch
@@ -91,8 +136,10 @@ def mobilenet_v2_rows(rounds: int = 5, batch: int = 16) -> list[Row]:
     model = mv2.load()
     x = mv2.preprocess(mv2.photo_set())
     calib, timing = x[1::2], x[:batch]
+    bar = _Steps("mobilenet-v2", 1 + len(SCHEMES) + len(WEIGHT_ONLY) + 2, progress)
     with torch.no_grad():
         ref = model(x).numpy()
+    bar.step("fp32")
     fp32_bytes = sum(p.numel() * 4 for p in model.parameters())
     rows, timed = [], {"torch fp32": lambda: model(timing)}
     candidates = [("fp32", ref, fp32_bytes, "torch fp32", "torch fp32")]
@@ -100,17 +147,22 @@ def mobilenet_v2_rows(rounds: int = 5, batch: int = 16) -> list[Row]:
         im = IntegerModel.from_float(model, calib, scheme)
         timed[f"qkit {name}"] = lambda im=im: im(timing)
         candidates.append((name, im(x), im.size_bytes(), "qkit int", f"qkit {name}"))
+        bar.step(name)
     for name, m, engine in _dynamic_and_weight_only(model, calib):
         timed[f"qkit {name}"] = lambda m=m: m(timing)
         candidates.append((name, m(x), m.size_bytes(), engine, f"qkit {name}"))
+        bar.step(name)
     tq = _torch_ptq(model, calib)
     if tq is not None:
         with torch.no_grad():
             candidates.append(("torch-ptq-w8a8-per-channel", tq(x).numpy(), _torch_bytes(tq),
                                "torch fbgemm", "torch int8 ptq"))
         timed["torch int8 ptq"] = lambda: tq(timing)
+    bar.step("torch ptq")
     with torch.no_grad():
         latency = measure(timed, rounds)
+    bar.step(f"latency, {len(timed)} engines x {rounds} rounds")
+    bar.close()
     fp32 = mv2.agreement(ref, ref)
     fp32["top1_agreement_held_out"] = 1.0
     for scheme, logits, size, engine, key in candidates:
@@ -125,7 +177,7 @@ def mobilenet_v2_rows(rounds: int = 5, batch: int = 16) -> list[Row]:
     return rows
 
 
-def minilm_rows(rounds: int = 5, max_len: int = 64) -> list[Row]:
+def minilm_rows(rounds: int = 5, max_len: int = 64, progress: bool = False) -> list[Row]:
     """BBC News topic accuracy (embeddings + logistic regression) and embedding cosine to fp32."""
     import torch
     from sklearn.linear_model import LogisticRegression
@@ -149,14 +201,16 @@ def minilm_rows(rounds: int = 5, max_len: int = 64) -> list[Row]:
                                                                dtype=torch.qint8), "torch fbgemm")
     except ImportError:
         pass
+    bar = _Steps("minilm", 1 + len(variants), progress)
     timing = bbc["x_test"][:16]
     timed = {name: (lambda m=m: minilm.embed(m, timing, max_len)) for name, (m, _) in
              variants.items()}
     latency = measure(timed, rounds)
+    bar.step(f"latency, {len(timed)} engines x {rounds} rounds")
     fp32_test = minilm.embed(model, bbc["x_test"], max_len)
     rows, fp32_acc = [], None
     for name, (m, engine) in variants.items():
-        train = minilm.embed(m, bbc["x_train"], max_len, progress=True)
+        train = minilm.embed(m, bbc["x_train"], max_len)
         test = fp32_test if name == "fp32" else minilm.embed(m, bbc["x_test"], max_len)
         clf = LogisticRegression(max_iter=3000).fit(train, bbc["y_train"])
         acc = float((clf.predict(test) == bbc["y_test"]).mean())
@@ -166,19 +220,26 @@ def minilm_rows(rounds: int = 5, max_len: int = 64) -> list[Row]:
         ms = round(latency[name] * 1e3, 3)
         rows.append(Row("minilm-l6", name, "bbc_accuracy", acc, fp32_acc, size, ms, engine))
         rows.append(Row("minilm-l6", name, "embedding_cosine", cosine, 1.0, size, ms, engine))
+        bar.step(f"{name} ({len(bbc['x_train']) + len(bbc['x_test'])} articles embedded)")
+    bar.close()
     return rows
 
 
-def _dynamic_and_weight_only(model, calib) -> list:
+WEIGHT_ONLY = ("dynamic-w8a8", "w8a16-per-channel", "w4a16-per-channel",
+               "w8a16-per-channel-ada", "w4a16-per-channel-ada")
+
+
+def _dynamic_and_weight_only(model, calib):
     """qkit's dynamic (activations quantized per call) and weight-only (W8A16, W4A16) CNNs,
     the weight-only ones also with adaptive rounding (calibrated on ``calib``)."""
     from qkit.engine.dynamic import DynamicModel, WeightOnlyModel
 
-    return [("dynamic-w8a8", DynamicModel(model), "qkit dynamic"),
-            ("w8a16-per-channel", WeightOnlyModel(model, 8), "qkit weight-only"),
-            ("w4a16-per-channel", WeightOnlyModel(model, 4), "qkit weight-only"),
-            ("w8a16-per-channel-ada", WeightOnlyModel(model, 8, calib), "qkit weight-only"),
-            ("w4a16-per-channel-ada", WeightOnlyModel(model, 4, calib), "qkit weight-only")]
+    # one at a time (a generator): the adaptive-rounding ones take a while to calibrate
+    yield "dynamic-w8a8", DynamicModel(model), "qkit dynamic"
+    yield "w8a16-per-channel", WeightOnlyModel(model, 8), "qkit weight-only"
+    yield "w4a16-per-channel", WeightOnlyModel(model, 4), "qkit weight-only"
+    yield "w8a16-per-channel-ada", WeightOnlyModel(model, 8, calib), "qkit weight-only"
+    yield "w4a16-per-channel-ada", WeightOnlyModel(model, 4, calib), "qkit weight-only"
 
 
 def _linear_bytes_torch(qmodel) -> int:
@@ -272,27 +333,61 @@ def scheme_table(table: dict, model: str, metrics=("top1_agreement",), schemes=N
     return "\n".join(fmt.format(*r).rstrip() for r in [heads, *rows])
 
 
+def stored() -> dict:
+    """The stored table (``data/results/models.json``, checksum verified)."""
+    from qkit.studies import results
+
+    return results.load("models")
+
+
 def main(argv=None) -> int:
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m qkit eval", description=__doc__.splitlines()[0])
     p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.add_argument("--rounds", type=int, default=7)
-    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    p.add_argument("--stored", action="store_true",
+                   help="print the stored table (the default)")
+    p.add_argument("--recompute", action="store_true",
+                   help="measure every model again (about 15 minutes) instead")
+    p.add_argument("--models", nargs="+", choices=list(MODELS),
+                   help="measure only these models again")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="timing rounds of a recomputation (default: 7 MNIST, 5 the others)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
-    rows = []
-    for name in args.models:
-        rows += MODELS[name]()
+    if args.stored and (args.recompute or args.models):
+        p.error("--stored prints the stored table; it does not go with --recompute / --models")
+    if args.rounds is not None and args.rounds < 1:
+        p.error(f"--rounds must be at least 1, got {args.rounds}")
+    if args.recompute or args.models:
+        names = args.models or list(MODELS)
+        rows = []
+        for name in names:
+            kw = {} if args.rounds is None else {"rounds": args.rounds}
+            rows += MODELS[name](progress=not args.no_progress, **kw)
+        origin = f"measured now ({', '.join(names)})"
+    else:
+        table = stored()
+        rows = [Row(**r) for r in table["rows"]]
+        origin = (f"stored table, measured on {table.get('cpu', 'an unrecorded CPU')} by "
+                  "python -m qkit precompute models; --recompute measures it again here "
+                  "(about 15 minutes), --models NAME one model")
+        if table.get("fingerprint") != fingerprint():
+            origin += ("\nnote: qkit's kernels, engine or models have changed since this table "
+                       "was measured" + ("" if table.get("fingerprint") else
+                                         " (or it predates fingerprints)") +
+                       ": --recompute for numbers of this code")
     if args.json:
         for r in rows:
             print(json.dumps(asdict(r)))
-    else:
-        print(format_rows(rows))
-        print(f"\nlatency: MNIST batch of {BATCH} test images, MobileNetV2 batch of 16 photos, "
-              "MiniLM 16 articles (64 tokens); "
-              f"median of interleaved rounds, float in and float out for every engine.\n"
-              "MobileNetV2 has no labels offline: values are agreement with fp32 on 96 real "
-              "photos and seeded crops (calibrated on the other half of the set's images).")
+        return 0
+    print(format_rows(rows))
+    print(f"\n{origin}\n"
+          f"latency: MNIST batch of {BATCH} test images, MobileNetV2 batch of 16 photos, "
+          "MiniLM 16 articles (64 tokens); "
+          f"median of interleaved rounds, float in and float out for every engine.\n"
+          "MobileNetV2 has no labels offline: values are agreement with fp32 on 96 real "
+          "photos and seeded crops (calibrated on the other half of the set's images).")
     return 0
 
 
@@ -326,11 +421,9 @@ def precompute(progress: bool = True) -> dict:
     """Every model's rows (`python -m qkit eval`), for notebook 09; a few minutes."""
     import platform
 
-    from tqdm.auto import tqdm
-
     rows = []
-    for name in tqdm(MODELS, desc="models", disable=not progress):
-        rows += [asdict(r) for r in MODELS[name]()]
+    for name in MODELS:
+        rows += [asdict(r) for r in MODELS[name](progress=progress)]
     cpu = platform.processor() or platform.machine()
     try:
         for line in open("/proc/cpuinfo"):
@@ -339,5 +432,5 @@ def precompute(progress: bool = True) -> dict:
                 break
     except OSError:
         pass
-    return {"rows": rows, "cpu": cpu, "batch": {"mnist-cnn": BATCH, "mobilenet-v2": 16,
-                                                "minilm": 16}}
+    return {"rows": rows, "cpu": cpu, "fingerprint": fingerprint(),
+            "batch": {"mnist-cnn": BATCH, "mobilenet-v2": 16, "minilm": 16}}
