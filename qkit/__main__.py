@@ -2,7 +2,7 @@
 
     bench              measure qkit's integer kernels against NumPy and PyTorch (qkit.studies.bench)
     claims [NN]        measure the notebooks' claims, say whether each holds (qkit.lab.claims)
-    eval               accuracy / size / latency of real models, fp32 vs integer (qkit.studies.eval)
+    eval               accuracy / size / latency table of real models (qkit.studies.eval_cli)
     exercises          run every exercise checker against its reference solution
     grade DIR [--csv F]  tabulate submitted notebooks / result files (qkit.lab.grading)
     precompute NAME    recompute a cached notebook result into data/results/ (qkit.studies.results)
@@ -32,7 +32,7 @@ def main(argv=None) -> int:
 
         return claims_main(rest)
     if cmd == "eval":
-        from qkit.studies.eval import main as eval_main
+        from qkit.studies.eval_cli import main as eval_main
 
         return eval_main(rest)
     if cmd == "exercises":

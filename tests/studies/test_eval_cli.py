@@ -7,26 +7,27 @@ import time
 import pytest
 
 from qkit.studies import eval as ev
+from qkit.studies import eval_cli
 
 
 def test_default_prints_the_stored_table_at_once(capsys):
     t0 = time.perf_counter()
-    assert ev.main([]) == 0
+    assert eval_cli.main([]) == 0
     out = capsys.readouterr().out
     assert time.perf_counter() - t0 < 10  # no model is run
-    stored = ev.stored()
+    stored = eval_cli.stored()
     assert "stored table, measured on" in out and stored["cpu"] in out
     for model in ("mnist-cnn", "mobilenet-v2", "minilm-l6"):
         assert f"\n{model} " in out
     assert out.count("\n") > len(stored["rows"])  # every row printed
-    assert ev.main(["--stored", "--json"]) == 0
+    assert eval_cli.main(["--stored", "--json"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [json.loads(x) for x in lines] == stored["rows"]
 
 
 def test_a_table_from_other_code_says_so(monkeypatch, capsys):
-    monkeypatch.setattr(ev, "fingerprint", lambda: "0" * 16)
-    ev.main([])
+    monkeypatch.setattr(eval_cli, "fingerprint", lambda: "0" * 16)
+    eval_cli.main([])
     assert "have changed since this table was measured" in capsys.readouterr().out
 
 
@@ -45,7 +46,7 @@ def test_fingerprint_follows_the_code(tmp_path, monkeypatch):
 ])
 def test_bad_arguments_are_refused_by_name(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
-        ev.main(argv)
+        eval_cli.main(argv)
     assert exc.value.code == 2 and message in capsys.readouterr().err
 
 
@@ -60,7 +61,7 @@ def test_steps_name_the_model_and_the_step(capsys):
 
 @pytest.mark.slow
 def test_recomputing_one_model_shows_its_progress(capsys):
-    assert ev.main(["--models", "mnist-cnn", "--rounds", "1"]) == 0
+    assert eval_cli.main(["--models", "mnist-cnn", "--rounds", "1"]) == 0
     cap = capsys.readouterr()
     assert "measured now (mnist-cnn)" in cap.out and "mobilenet-v2" not in cap.out
     for step in ("mnist-cnn", "w8a8-per-channel", "dynamic-w8a8", "torch ptq", "latency"):
