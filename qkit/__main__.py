@@ -5,6 +5,8 @@
     eval               accuracy / size / latency table of real models (qkit.studies.eval_cli)
     exercises          run every exercise checker against its reference solution
     grade DIR [--csv F]  tabulate submitted notebooks / result files (qkit.lab.grading)
+    instructor-pages   write docs/instructors/NN.md from the notebooks and checkers
+                       (qkit.lab.instructors)
     precompute NAME    recompute a cached notebook result into data/results/ (qkit.studies.results)
     student-edition D  write every notebook with its answers blanked to D (qkit.lab.editions)
     train mnist-cnn    train the MNIST CNN from its seed and write data/mnist_cnn.npz
@@ -43,6 +45,10 @@ def main(argv=None) -> int:
         from qkit.lab.grading import main as grade_main
 
         return grade_main(rest)
+    if cmd == "instructor-pages":
+        from qkit.lab.instructors import main as pages_main
+
+        return pages_main(rest)
     if cmd == "student-edition":
         from qkit.lab.editions import main as edition_main
 
