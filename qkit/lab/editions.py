@@ -113,7 +113,7 @@ def main(argv=None) -> int:
               "answers replaced by ... stubs)")
         return 2
     written = write_student_edition(argv[0])
-    cells = sum(len(answer_cells(json.loads(p.read_text()))) for p in written)
+    cells = sum(len(answer_cells(json.loads((NOTEBOOKS / p.name).read_text()))) for p in written)
     print(f"wrote {len(written)} notebooks with {cells} answer cells blanked to {argv[0]}")
     print("note: the notebooks import data and models from the qkit package; run them in the "
           "kit's environment (make lab)")
