@@ -216,7 +216,7 @@ def conv_impls(layer, seed: int = 0) -> tuple[dict, float]:
     return impls, ops
 
 
-def run_conv(layers, threads, rounds, peak) -> list[Result]:
+def run_conv(layers, threads, rounds, peak, progress=None) -> list[Result]:
     import torch
 
     results = []
@@ -231,6 +231,8 @@ def run_conv(layers, threads, rounds, peak) -> list[Result]:
                     r = Result("conv2d", (layer[0],), name, t, sec, peak_gops=peak * t, ops=ops)
                     r.ratio_numpy = base / sec  # here: relative to torch's int8 conv
                     results.append(r)
+                if progress:
+                    progress(layer[0], t)
     return results
 
 
@@ -273,15 +275,29 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="small shapes, 3 rounds")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
+    from tqdm.auto import tqdm
+
     kernels.warmup()
-    peak, path = int8_peak_gops()
     shapes = QUICK_SHAPES if args.quick else SHAPES
+    layers = (QUICK_CONV_LAYERS if args.quick else CONV_LAYERS) if _has_torch() else []
     rounds = 3 if args.quick else args.rounds
-    results = run(shapes, tuple(args.threads), rounds, peak=peak)
-    conv_results = run_conv(QUICK_CONV_LAYERS if args.quick else CONV_LAYERS,
-                            tuple(args.threads), rounds, peak) if _has_torch() else []
+    steps = 1 + (len(shapes) + len(layers)) * len(args.threads) + (0 if args.quick else 1)
+    bar = tqdm(total=steps, desc="bench", disable=args.no_progress)
+
+    def done(what, t):
+        bar.set_postfix_str(f"{what}, {t} thread{'s' if t > 1 else ''}")
+        bar.update(1)
+
+    peak, path = int8_peak_gops()
+    done("int8 peak", 1)
+    results = run(shapes, tuple(args.threads), rounds, progress=done, peak=peak)
+    conv_results = run_conv(layers, tuple(args.threads), rounds, peak, progress=done)
     compile_info = {} if args.quick else compile_times()
+    if compile_info:
+        done("compile times (fresh processes)", 1)
+    bar.close()
     if args.json:
         for r in results + conv_results:
             print(json.dumps(r.as_dict()))
