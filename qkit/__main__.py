@@ -18,6 +18,11 @@ from __future__ import annotations
 
 import sys
 
+COMMANDS = {"bench": "qkit.studies.bench", "claims": "qkit.lab.claims",
+            "eval": "qkit.studies.eval_cli", "grade": "qkit.lab.grading",
+            "instructor-pages": "qkit.lab.instructors", "precompute": "qkit.studies.results",
+            "student-edition": "qkit.lab.editions"}
+
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -25,38 +30,14 @@ def main(argv=None) -> int:
         print(__doc__)
         return 0
     cmd, rest = argv[0], argv[1:]
-    if cmd == "bench":
-        from qkit.studies.bench import main as bench_main
+    if cmd in COMMANDS:  # each takes the rest of the command line and returns the exit status
+        from importlib import import_module
 
-        return bench_main(rest)
-    if cmd == "claims":
-        from qkit.lab.claims import main as claims_main
-
-        return claims_main(rest)
-    if cmd == "eval":
-        from qkit.studies.eval_cli import main as eval_main
-
-        return eval_main(rest)
+        return import_module(COMMANDS[cmd]).main(rest)
     if cmd == "exercises":
         from qkit.lab.exercises import check_all
 
         return 1 if check_all() else 0
-    if cmd == "grade":
-        from qkit.lab.grading import main as grade_main
-
-        return grade_main(rest)
-    if cmd == "instructor-pages":
-        from qkit.lab.instructors import main as pages_main
-
-        return pages_main(rest)
-    if cmd == "student-edition":
-        from qkit.lab.editions import main as edition_main
-
-        return edition_main(rest)
-    if cmd == "precompute":
-        from qkit.studies.results import main as precompute_main
-
-        return precompute_main(rest)
     if cmd == "train":
         if rest != ["mnist-cnn"]:
             print("usage: python -m qkit train mnist-cnn", file=sys.stderr)

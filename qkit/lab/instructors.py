@@ -142,10 +142,13 @@ def _exercises(nb: dict) -> list[tuple[str, str]]:
     before the answer cell."""
     out = []
     for i in editions.answer_cells(nb):
-        check = "".join(nb["cells"][i + 1]["source"])
-        name = check.split("exercises.", 1)[1].split("(", 1)[0]
+        name = editions._CALL.search("".join(nb["cells"][i + 1]["source"])).group(1)
         out.append((name, " ".join("".join(nb["cells"][i - 1]["source"]).split())))
     return out
+
+
+def _title(nb: dict) -> str:
+    return "".join(nb["cells"][0]["source"]).splitlines()[0].lstrip("# ").strip()
 
 
 def _shown(args) -> str:
@@ -179,7 +182,7 @@ def page(number: int) -> str:
     """The markdown of ``docs/instructors/NN.md``."""
     path = _notebook(number)
     nb = json.loads(path.read_text())
-    title = "".join(nb["cells"][0]["source"]).splitlines()[0].lstrip("# ").strip()
+    title = _title(nb)
     minutes, prerequisites, objectives, questions = PLAN[number]
     sections = [line[3:] for c in nb["cells"] if c["cell_type"] == "markdown"
                 for line in "".join(c["source"]).splitlines() if line.startswith("## ")]
@@ -218,8 +221,7 @@ def write(outdir=PAGES_DIR) -> list[Path]:
              "`python -m qkit instructor-pages` (the mistakes are run through the checkers).",
              ""]
     for number in PLAN:
-        nb = json.loads(_notebook(number).read_text())
-        title = "".join(nb["cells"][0]["source"]).splitlines()[0].lstrip("# ").strip()
+        title = _title(json.loads(_notebook(number).read_text()))
         index.append(f"- [{title}]({number:02d}.md) — about {PLAN[number][0]} minutes")
     (outdir / "README.md").write_text("\n".join(index) + "\n")
     return [*written, outdir / "README.md"]
