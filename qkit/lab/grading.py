@@ -17,6 +17,7 @@ import csv
 import io
 import json
 import re
+import sys
 from pathlib import Path
 
 from qkit.lab.exercises.feedback import NOT_ANSWERED
@@ -145,7 +146,11 @@ def main(argv=None) -> int:
     if len(argv) != 1:
         print("usage: python -m qkit grade DIR [--csv FILE]")
         return 2
-    table = collect(argv[0])
+    try:
+        table = collect(argv[0])
+    except ValueError as err:  # not a folder, or a file that is not a submission: say which
+        print(f"python -m qkit grade: {err}", file=sys.stderr)
+        return 2
     print(summary(table))
     if csv_path:
         Path(csv_path).write_text(to_csv(table))

@@ -161,6 +161,11 @@ def test_grading_refuses_what_is_not_a_submission(tmp_path):
         grading.collect(tmp_path)
 
 
+def test_grade_command_names_a_bad_folder_without_a_traceback(tmp_path, capsys):
+    assert grading.main([str(tmp_path / "missing")]) == 2
+    assert "folder must be a directory" in capsys.readouterr().err
+
+
 def test_recording_is_off_when_results_is_empty(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("QKIT_RESULTS", "")
