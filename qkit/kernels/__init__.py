@@ -6,6 +6,7 @@ Set ``NUMBA_DISABLE_JIT=1`` to run them as plain Python.
 """
 
 from qkit.kernels.conv import conv2d
+from qkit.kernels.floats import encode_e8m0, encode_float
 from qkit.kernels.gemm import (
     gemm,
     gemm_codebook,
@@ -24,6 +25,7 @@ from qkit.kernels.warm import warmup
 
 __all__ = [
     "avgpool2d", "maxpool2d", "qadd", "relu",
+    "encode_e8m0", "encode_float",
     "conv2d", "dequantize", "fake_quantize", "gemm", "gemm_codebook", "gemm_int4",
     "gemm_pairs16", "pack_int4", "qconv2d", "qlinear", "quantize", "requantize_fixed",
     "requantize_float", "unpack_int4", "warmup",
