@@ -17,6 +17,7 @@ from qkit.kernels.gemm import (
 )
 from qkit.kernels.int4 import pack_int4, unpack_int4
 from qkit.kernels.linear import pack_weights, qlinear
+from qkit.kernels.mx import gemm_mxfp4
 from qkit.kernels.pooling import avgpool2d, maxpool2d, qadd, relu
 from qkit.kernels.qconv import pack_conv, qconv2d
 from qkit.kernels.quantization import dequantize, fake_quantize, quantize
@@ -25,7 +26,7 @@ from qkit.kernels.warm import warmup
 
 __all__ = [
     "avgpool2d", "maxpool2d", "qadd", "relu",
-    "encode_e8m0", "encode_float",
+    "encode_e8m0", "encode_float", "gemm_mxfp4",
     "conv2d", "dequantize", "fake_quantize", "gemm", "gemm_codebook", "gemm_int4",
     "gemm_pairs16", "pack_int4", "qconv2d", "qlinear", "quantize", "requantize_fixed",
     "requantize_float", "unpack_int4", "warmup",
