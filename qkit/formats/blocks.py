@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qkit import kernels
+from qkit import reference as _reference
 from qkit.core.checks import check_float_array
 from qkit.formats import floats
 
@@ -236,9 +238,6 @@ def mxfp4_matmul(a: BlockTensor, w: BlockTensor, *, reference: bool = False) -> 
     """``a @ w.T`` of two 2-D MXFP4 tensors blocked along their last axis, on the integer
     kernel `qkit.kernels.gemm_mxfp4` (float64; equal to multiplying the dequantized values,
     up to the float64 rounding of the sum over blocks)."""
-    from qkit import kernels
-    from qkit import reference as ref
-
     for name, t in (("a", a), ("w", w)):
         if not isinstance(t, BlockTensor) or t.fmt.name != "mxfp4":
             raise TypeError(f"{name} must be an MXFP4 BlockTensor (quantize(x, 'mxfp4'))")
@@ -247,5 +246,5 @@ def mxfp4_matmul(a: BlockTensor, w: BlockTensor, *, reference: bool = False) -> 
                              f"{t.shape}, axis {t.axis}")
     if a.shape[1] != w.shape[1]:
         raise ValueError(f"a has {a.shape[1]} columns but w has {w.shape[1]}")
-    impl = ref if reference else kernels
+    impl = _reference if reference else kernels
     return impl.gemm_mxfp4(a.codes, a.scales, w.codes, w.scales)

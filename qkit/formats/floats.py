@@ -169,7 +169,14 @@ def _table(name: str) -> np.ndarray:
     if f.kind == "e8m0":
         v = np.ldexp(1.0, codes - 127)
         v[255] = np.nan
-        return v.astype(np.float32)
+    else:
+        v = _element_values(f, codes)
+    v = v.astype(np.float32)
+    v.setflags(write=False)
+    return v
+
+
+def _element_values(f: FloatFormat, codes: np.ndarray) -> np.ndarray:
     sign = np.where(codes >> (f.ebits + f.mbits), -1.0, 1.0)
     field = (codes >> f.mbits) & (2 ** f.ebits - 1)
     mant = codes & (2 ** f.mbits - 1)
@@ -181,8 +188,6 @@ def _table(name: str) -> np.ndarray:
         v = np.where(top, np.where(mant == 0, sign * np.inf, np.nan), v)
     elif f.kind == "fn":
         v = np.where(top & (mant == 2 ** f.mbits - 1), np.nan, v)
-    v = v.astype(np.float32)
-    v.setflags(write=False)
     return v
 
 
