@@ -56,7 +56,7 @@ def _one_core(shape, version):
     return 2.0 * m * k * n / best / 1e9
 
 
-@claim("04", "see why memory layout alone is worth 20x and more, and why a GEMV (batch 1) is "
+@claim("04", "see why memory layout alone is worth 5x and more, and why a GEMV (batch 1) is "
              "memory-bound while a big GEMM is compute-bound;", slow=True)
 def _layout():
     from qkit.studies.speed import arithmetic_intensity
@@ -65,7 +65,7 @@ def _layout():
     ratios = [_g(s, 3) / _g(s, 2) for s in shapes]
     gemv, gemm = arithmetic_intensity(1, 4096, 4096, 1, 1), arithmetic_intensity(
         1024, 1024, 1024, 1, 1)
-    return measured(min(ratios) > 20 and gemv < 2.1 and gemm > 300,
+    return measured(min(ratios) > 5 and gemv < 2.1 and gemm > 300,
                     "K-contiguous / strided: " + ", ".join(f"{r:.0f}x" for r in ratios)
                     + f"; ops per byte: GEMV {gemv:.1f}, 1024^3 {gemm:.0f}")
 
@@ -168,15 +168,15 @@ def _gemv():
         f"K=N={k} {r:.1f}x" for k, r in wins.items()))
 
 
-@claim("04", "$M = 1024$ with $K = N = 1024$ or more: the packed VNNI micro-kernel reaches most "
-             "of the peak (over 60% of one core's, on one thread); the plain K-contiguous loop "
-             "stays below 15% of it.",
+@claim("04", "$M = 1024$ with $K = N = 1024$ or more: the packed VNNI micro-kernel reaches about "
+             "half of the peak and more (over 60% of one core's at $1024^3$, on one thread); the "
+             "plain K-contiguous loop stays below 15% of it.",
        slow=True, needs=_needs_vnni)
 def _gemm_peak():
     shapes = [(1024, 1024, 1024), (1024, 2048, 2048)]
     vnni = [_one_core(s, 5) / _core_peak() for s in shapes]
     plain = [_one_core(s, 3) / _core_peak() for s in shapes]
-    return measured(min(vnni) > 0.6 and max(plain) < 0.15,
+    return measured(min(vnni) > 0.45 and vnni[0] > 0.6 and max(plain) < 0.15,
                     "one thread: VNNI " + ", ".join(f"{v:.0%}" for v in vnni) + " of one core's "
                     "peak, K-contiguous " + ", ".join(f"{v:.0%}" for v in plain))
 
@@ -244,11 +244,12 @@ def _int16_steps():
                     f"paths: {both}")
 
 
-@claim("04", "Layout first: contiguous operands along K turn about 2 GOP/s into 50 or more.",
+@claim("04", "Layout first: contiguous operands along K turn a few GOP/s into five times that "
+             "and more.",
        slow=True)
 def _layout_first():
     s = (256, 512, 512)
-    return measured(_g(s, 2) < 4 and _g(s, 3) > 50,
+    return measured(_g(s, 2) < 10 and _g(s, 3) > 5 * _g(s, 2),
                     f"strided {_g(s, 2):.1f} GOP/s, K-contiguous {_g(s, 3):.0f} at 256x512x512")
 
 

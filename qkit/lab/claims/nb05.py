@@ -65,9 +65,11 @@ def _mobilenet_story():
                     f"per-tensor loses {lost:.0%}; the best of these wins back {won:.0%} of it")
 
 
-@claim("05", "python -m qkit train mnist-cnn reproduces these weights bit for bit (seeded, about "
-             "a minute on 2 cores). 256 training images calibrate; 1,000 held-out images test.",
-       slow=True)
+@claim("05", "python -m qkit train mnist-cnn retrains these weights from the seed (about a minute "
+             "on 2 cores): bit for bit when run twice on one machine, and within a point of the "
+             "shipped file's test accuracy on any CPU (PyTorch's float kernels round differently "
+             "on different instruction sets). 256 training images calibrate; 1,000 held-out "
+             "images test.", slow=True)
 def _retrain():
     import time
 
@@ -75,14 +77,26 @@ def _retrain():
 
     from qkit.models import mnist_cnn
 
+    def state(**kw):
+        return mnist_cnn.train(progress=False, **kw).state_dict()
+
+    short = [state(epochs=1, limit=512) for _ in range(2)]
+    twice = all(torch.equal(short[0][k], short[1][k]) for k in short[0])
     t0 = time.perf_counter()
-    fresh = mnist_cnn.train(progress=False).state_dict()
+    fresh = mnist_cnn.train(progress=False)
     dt = time.perf_counter() - t0
-    shipped = mnist_cnn.load().state_dict()
-    same = all(torch.equal(fresh[k], shipped[k]) for k in shipped)
-    _, calib, x, _ = mnist()
-    return measured(same and len(calib) == 256 and len(x) == 1000 and dt < 180,
-                    f"retrained in {dt:.0f} s; identical to data/mnist_cnn.npz: {same}")
+    shipped = mnist_cnn.load()
+    same = all(torch.equal(fresh.state_dict()[k], v) for k, v in shipped.state_dict().items())
+    _, calib, x, y = mnist()
+
+    def acc(model):
+        with torch.no_grad():
+            return float((model(torch.from_numpy(x)).argmax(1).numpy() == y).mean())
+
+    gap = abs(acc(fresh) - acc(shipped))
+    return measured(twice and gap < 0.01 and len(calib) == 256 and len(x) == 1000 and dt < 180,
+                    f"retrained in {dt:.0f} s; two short runs identical: {twice}; identical to "
+                    f"data/mnist_cnn.npz here: {same}; test accuracy gap {gap:.1%}")
 
 
 @claim("05", "Weight bits 8 → 2 with per-channel weights: at 4 bits every layer keeps more than "

@@ -153,7 +153,7 @@ def _gemm():
                     f"{avx2:.1f}x")
 
 
-@claim("09", "It keeps up with PyTorch's int8 engine there, but at under 10% of the int8 peak "
+@claim("09", "It keeps up with PyTorch's int8 engine there, but at under a fifth of the int8 peak "
              "(the \"mbv2 dw\" rows of python -m qkit bench), against several times that share for "
              "the MNIST CNN's regular 16- and 32-channel convolutions.",
        slow=True, needs=_needs_vnni)
@@ -176,7 +176,7 @@ def _depthwise():
                              t["torch int8 fbgemm"] / t["qkit int8 (fused)"])
     dw = out["mbv2 dw 3x3 96"]
     regular = [v[0] for k, v in out.items() if k.startswith("cnn")]
-    return measured(dw[0] < 0.1 and dw[1] > 0.9 and min(regular) > 4 * dw[0],
+    return measured(dw[0] < 0.2 and dw[1] > 0.9 and min(regular) > 3 * dw[0],
                     ", ".join(f"{k}: {f:.0%} of one core's peak, {r:.2f}x PyTorch int8"
                               for k, (f, r) in out.items()))
 

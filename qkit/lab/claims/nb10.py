@@ -72,14 +72,17 @@ def _bits():
                     ", ".join(f"A{b} {g:+.4f}" for b, g in gains.items()) + " cosine")
 
 
-@claim("10", "Sweep α: where is the best cosine? What happens at α = 1 (look at the weight panel)?",
+@claim("10", "Sweep α: where does the cosine stop improving? What happens at α = 1 (look at the "
+             "weight panel)?",
        slow=True)
 def _alpha():
     from qkit.topics.smoothquant import smoothing_factors
 
     alphas = (0.0, 0.25, 0.5, 0.75, 1.0)
     cos = {a: _at(a, 6)["smoothed"] for a in alphas}
-    best = max(cos, key=cos.get)
+    # most of the gain is won by alpha 0.5; beyond, the curve is flat (its top moves between
+    # 0.75 and 1 from one CPU to another) while the weights grow spiky
+    flat = abs(cos[1.0] - cos[0.5]) < 0.2 * (cos[0.5] - cos[0.0])
     model, _, stats = _setup()
     w = model.layers[1].ffn_in.weight.detach().numpy()
 
@@ -87,7 +90,8 @@ def _alpha():
         ws = np.abs(w * smoothing_factors(stats["1.ffn_in"], w, a)).max(axis=0)
         return float(ws.max() / np.median(ws))
 
-    return measured(0 < best < 1 and spread(1.0) > 3 * spread(0.5) and _at(1.0, 6)["after"] < 1.01,
+    return measured(cos[0.5] > cos[0.0] and flat and spread(1.0) > 3 * spread(0.5)
+                    and _at(1.0, 6)["after"] < 1.01,
                     f"W8A6 cosine by alpha {', '.join(f'{a}: {c:.4f}' for a, c in cos.items())}; "
                     f"at alpha 1 the input is flat and the weights' max/median is "
                     f"{spread(1.0):.0f}x (alpha 0.5: {spread(0.5):.1f}x)")
