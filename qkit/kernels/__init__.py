@@ -15,6 +15,7 @@ from qkit.kernels.gemm import (
     gemm_pairs16,
     pack_weights_int4,
 )
+from qkit.kernels.hadamard import fwht
 from qkit.kernels.int4 import pack_int4, unpack_int4
 from qkit.kernels.linear import pack_weights, qlinear
 from qkit.kernels.mx import gemm_mxfp4
@@ -26,7 +27,7 @@ from qkit.kernels.warm import warmup
 
 __all__ = [
     "avgpool2d", "maxpool2d", "qadd", "relu",
-    "encode_e8m0", "encode_float", "gemm_mxfp4",
+    "encode_e8m0", "encode_float", "fwht", "gemm_mxfp4",
     "conv2d", "dequantize", "fake_quantize", "gemm", "gemm_codebook", "gemm_int4",
     "gemm_pairs16", "pack_int4", "qconv2d", "qlinear", "quantize", "requantize_fixed",
     "requantize_float", "unpack_int4", "warmup",

@@ -59,29 +59,38 @@ class SmoothedLinear(nn.Module):
                         self.bias)
 
 
-def capture(model: minilm.MiniLM, texts: list[str], max_len: int = 64) -> dict:
-    """Per smoothable Linear: the per-input-channel max |x| over the real tokens of ``texts``."""
+def capture_inputs(model: minilm.MiniLM, texts: list[str], max_len: int = 64,
+                   keys=None, *, reduce=None) -> dict:
+    """The inputs of Linears over the real tokens of ``texts`` (padding dropped):
+    ``{"layer.name": (tokens, in_features) float32}`` for ``keys`` (default: every smoothable
+    Linear of every layer), or ``reduce`` of each (e.g. a per-channel max)."""
+    if keys is None:
+        keys = [f"{i}.{n}" for i in range(len(model.layers)) for n in SMOOTHABLE]
     tok = minilm.tokenizer(max_len)
-    enc = tok.encode_batch(texts)
+    enc = tok.encode_batch(list(texts))
     ids = torch.tensor([e.ids for e in enc])
     att = torch.tensor([e.attention_mask for e in enc])
     keep = att.bool().reshape(-1)
-    stats, hooks = {}, []
-    for i, layer in enumerate(model.layers):
-        for name in SMOOTHABLE:
-            key = f"{i}.{name}"
+    out, hooks = {}, []
+    for key in keys:
+        i, name = key.split(".")
 
-            def hook(mod, inputs, out, key=key):
-                x = inputs[0].reshape(-1, inputs[0].shape[-1])[keep]
-                stats[key] = x.abs().amax(dim=0).numpy()
-            hooks.append(getattr(layer, name).register_forward_hook(hook))
+        def hook(mod, inputs, _, key=key):
+            x = inputs[0].reshape(-1, inputs[0].shape[-1])[keep].numpy()
+            out[key] = reduce(x) if reduce is not None else x.copy()
+        hooks.append(getattr(model.layers[int(i)], name).register_forward_hook(hook))
     try:
         with torch.no_grad():
             model(ids, att)
     finally:
         for h in hooks:
             h.remove()
-    return stats
+    return out
+
+
+def capture(model: minilm.MiniLM, texts: list[str], max_len: int = 64) -> dict:
+    """Per smoothable Linear: the per-input-channel max |x| over the real tokens of ``texts``."""
+    return capture_inputs(model, texts, max_len, reduce=lambda x: np.abs(x).max(axis=0))
 
 
 def smoothing_factors(x_absmax: np.ndarray, weight: np.ndarray, alpha: float) -> np.ndarray:
