@@ -172,23 +172,48 @@ def outlier_study(x, seed: int = 0) -> dict:
     return out
 
 
+def quantizer(name: str | None, *, weight: bool):
+    """A round trip by name: one of `ACTIVATION_QUANTIZERS` or an engine format
+    (`qkit.engine.formats.FORMAT_NAMES`, blocks along the last axis); None: no rounding."""
+    from qkit.engine import formats
+
+    if name is None:
+        return None
+    if name in ACTIVATION_QUANTIZERS:
+        return ACTIVATION_QUANTIZERS[name]
+    if name in formats.FORMAT_NAMES:
+        return (lambda w: formats.round_weight(w, name)) if weight else \
+            (lambda x: formats.round_activation(x, name, axis=-1))
+    raise ValueError(f"unknown quantizer {name!r}: one of {sorted(ACTIVATION_QUANTIZERS)} or "
+                     f"{sorted(formats.FORMAT_NAMES)}")
+
+
 def rotated_minilm(model, *, seed: int = 0, weights: str | None = None,
                    activations: str | None = None, rotate: bool = True):
     """A copy of MiniLM whose every Linear is a `RotatedLinear` (one random Hadamard rotation
-    per input width and layer), weights and inputs rounded to the named quantizers of
-    `ACTIVATION_QUANTIZERS` (None: float). ``rotate=False`` gives the same quantization
-    without rotations, for the comparison."""
+    per Linear), weights and inputs rounded by the named `quantizer` (None: float).
+    ``rotate=False`` gives the same quantization without rotations, for the comparison."""
     import copy
 
     from qkit.models import minilm
 
     q = copy.deepcopy(model)
-    wq = ACTIVATION_QUANTIZERS[weights] if weights else None
-    aq = ACTIVATION_QUANTIZERS[activations] if activations else None
+    wq, aq = quantizer(weights, weight=True), quantizer(activations, weight=False)
     for i, layer in enumerate(q.layers):
         for j, name in enumerate(minilm._KEYS):
             mod = getattr(layer, name)
             if isinstance(mod, nn.Linear):
                 rot = random_hadamard(mod.in_features, seed + 100 * i + j) if rotate else None
-                setattr(layer, name, RotatedLinear(mod, rot, wq, aq))
+                new = RotatedLinear(mod, rot, wq, aq)
+                new.n_bytes = _stored_bytes(new.weight.numpy(), weights) + 4 * mod.bias.numel()
+                setattr(layer, name, new)
     return q
+
+
+def _stored_bytes(w: np.ndarray, name: str | None) -> int:
+    from qkit.engine import formats
+
+    if name in formats.FORMAT_NAMES:
+        return formats.weight_bytes(w, name)
+    bits = {"int8 per tensor": 8, "int4 per token": 4}.get(name, 32)
+    return -(-w.size * bits // 8) + (0 if bits == 32 else 4 * (w.shape[0] if bits == 4 else 1))
