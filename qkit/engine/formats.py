@@ -42,7 +42,8 @@ class FormatScheme:
 
     @property
     def label(self) -> str:
-        return f"W {self.weights or 'fp32'} / A {self.activations or 'fp32'}" + (" + Hadamard rotation" if self.rotate else "")
+        rot = " + Hadamard rotation" if self.rotate else ""
+        return f"W {self.weights or 'fp32'} / A {self.activations or 'fp32'}{rot}"
 
 
 ELEMENTS = ("fp8_e4m3", "fp8_e5m2")
