@@ -5,6 +5,12 @@
     python -m qkit eval --models mnist-cnn   # measure one model again (about a minute)
     python -m qkit eval --json               # one object per line: model, scheme, metric,
                                              # value, fp32_value, size_bytes, latency_ms, engine
+    python -m qkit eval --formats            # FP8 / MX / NVFP4 rows too (fake-quantized)
+
+The format rows (``--formats``; `qkit.studies.formats`) are fake-quantized: the formats' values
+in float32 arithmetic, sizes with every scale, latency of the emulation. They are stored in
+``data/results/formats.json`` (``python -m qkit precompute formats``) and recomputed with
+``--recompute`` like the integer rows.
 
 The stored table is ``data/results/models.json`` (checksummed, `qkit.studies.results`), written
 by ``python -m qkit precompute models`` with a fingerprint of the code that measured it
@@ -18,6 +24,7 @@ import json
 from dataclasses import asdict
 
 from qkit.studies.eval import BATCH, MODELS, Row, fingerprint, format_rows
+from qkit.studies.formats import MODELS as FORMAT_MODELS
 
 
 def stored() -> dict:
@@ -41,6 +48,8 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=None,
                    help="timing rounds of a recomputation (default: 7 MNIST, 5 the others)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--formats", action="store_true",
+                   help="also the FP8 / MX / NVFP4 rows (fake-quantized, qkit.studies.formats)")
     args = p.parse_args(argv)
     if args.stored and (args.recompute or args.models):
         p.error("--stored prints the stored table; it does not go with --recompute / --models")
@@ -52,10 +61,16 @@ def main(argv=None) -> int:
         for name in names:
             kw = {} if args.rounds is None else {"rounds": args.rounds}
             rows += MODELS[name](progress=not args.no_progress, **kw)
+            if args.formats:
+                rows += FORMAT_MODELS[name](progress=not args.no_progress)
         origin = f"measured now ({', '.join(names)})"
     else:
         table = stored()
         rows = [Row(**r) for r in table["rows"]]
+        if args.formats:
+            from qkit.studies import results
+
+            rows += [Row(**r) for r in results.load("formats")["rows"]]
         origin = (f"stored table, measured on {table.get('cpu', 'an unrecorded CPU')} by "
                   "python -m qkit precompute models; --recompute measures it again here "
                   "(about 15 minutes), --models NAME one model")
@@ -74,5 +89,9 @@ def main(argv=None) -> int:
           "MiniLM 16 articles (64 tokens); "
           f"median of interleaved rounds, float in and float out for every engine.\n"
           "MobileNetV2 has no labels offline: values are agreement with fp32 on 96 real "
-          "photos and seeded crops (calibrated on the other half of the set's images).")
+          "photos and seeded crops (calibrated on the other half of the set's images)."
+          + ("\nFormat rows (engine qkit fake-quant): the formats' values in float32 "
+             "arithmetic, bytes with every scale, latency of the emulation (no CPU runs them); "
+             "MiniLM's bbc_accuracy_fixed_head reads each format's embeddings with the "
+             "classifier fitted on fp32's." if args.formats else ""))
     return 0

@@ -69,7 +69,11 @@ def mobilenet_v2_rows(rounds: int = 1, progress: bool = False) -> list[Row]:
 
 
 def minilm_rows(rounds: int = 1, max_len: int = 64, progress: bool = False) -> list[Row]:
-    """BBC News topic accuracy (embeddings + logistic regression) and embedding cosine."""
+    """BBC News topic accuracy and embedding cosine to fp32 on the 667 test articles. The topic
+    classifier (logistic regression) is fitted once, on the fp32 embeddings of the training
+    articles, and then reads each format's embeddings: the encoder is swapped under a fixed
+    head, as in a deployment (and a tenth of the cost of re-embedding the training set in
+    every emulated format)."""
     from sklearn.linear_model import LogisticRegression
 
     from qkit import data
@@ -77,24 +81,22 @@ def minilm_rows(rounds: int = 1, max_len: int = 64, progress: bool = False) -> l
     from qkit.topics.rotation import rotated_minilm
 
     model, bbc = minilm.load(), data.bbc_news()
-
-    def accuracy(m):
-        train = minilm.embed(m, bbc["x_train"], max_len)
-        test = minilm.embed(m, bbc["x_test"], max_len)
-        clf = LogisticRegression(max_iter=3000).fit(train, bbc["y_train"])
-        return float((clf.predict(test) == bbc["y_test"]).mean()), test
-
-    fp32, ref = accuracy(model)
+    clf = LogisticRegression(max_iter=3000).fit(minilm.embed(model, bbc["x_train"], max_len),
+                                                bbc["y_train"])
+    ref = minilm.embed(model, bbc["x_test"], max_len)
+    fp32 = float((clf.predict(ref) == bbc["y_test"]).mean())
     bar = _Steps("minilm formats", len(FORMAT_SCHEMES), progress)
     rows = []
     for name, s in FORMAT_SCHEMES.items():
         m = rotated_minilm(model, weights=s.weights, activations=s.activations, rotate=s.rotate)
-        acc, test = accuracy(m)
+        test = minilm.embed(m, bbc["x_test"], max_len)
+        acc = float((clf.predict(test) == bbc["y_test"]).mean())
         cosine = float((test * ref).sum(axis=1).mean())
         ms = measure({"m": lambda m=m: minilm.embed(m, bbc["x_test"][:16], max_len)},
                      rounds)["m"] * 1e3
         size = minilm.linear_bytes(m)
-        rows.append(Row("minilm-l6", name, "bbc_accuracy", acc, fp32, size, round(ms, 3), ENGINE))
+        rows.append(Row("minilm-l6", name, "bbc_accuracy_fixed_head", acc, fp32, size,
+                        round(ms, 3), ENGINE))
         rows.append(Row("minilm-l6", name, "embedding_cosine", cosine, 1.0, size, round(ms, 3),
                         ENGINE))
         bar.step(name)

@@ -26,6 +26,7 @@ PRODUCERS = {
     "sensitivity": "qkit.studies.sensitivity:precompute",
     "models": "qkit.studies.eval:precompute",
     "transformer": "qkit.studies.transformer:precompute",
+    "formats": "qkit.studies.formats:precompute",
 }
 
 

@@ -113,3 +113,53 @@ def real_tensors(n_texts: int = 32) -> dict:
         "MiniLM layer 1 FFN out (384x1536)": lm.layers[1].ffn_out.weight.detach().numpy(),
         f"MiniLM layer 1 FFN input activations ({len(x)} tokens x 384)": x,
     }
+
+
+# --- what the notebook's explorers show -----------------------------------------------------
+
+
+def relative_grid(fmt: str) -> np.ndarray:
+    """The positive finite values of an element format (or ``"int8"``: 1..127) divided by the
+    largest: every grid on one axis, where 1 is its top."""
+    from qkit.formats import floats
+
+    if fmt == "int8":
+        v = np.arange(1, 128, dtype=np.float64)
+    else:
+        t = floats.code_table(fmt).astype(np.float64)
+        v = np.unique(t[np.isfinite(t) & (t > 0)])
+    return v / v.max()
+
+
+def values_per_octave(fmt: str) -> dict:
+    """How many positive values of a format (``"int8"``: the integers 1..127) fall in each
+    power of two [2^k, 2^(k+1)), from the top down: ``{k: count}``."""
+    from qkit.formats import floats
+
+    if fmt == "int8":
+        v = np.arange(1, 128, dtype=np.float64)
+    else:
+        t = floats.code_table(fmt).astype(np.float64)
+        v = np.unique(t[np.isfinite(t) & (t > 0)])
+    keys, counts = np.unique(np.floor(np.log2(v)).astype(int), return_counts=True)
+    return {int(a): int(b) for a, b in zip(keys[::-1], counts[::-1], strict=True)}
+
+
+def block_view(values, fmt: str) -> dict:
+    """One block (or two NVFP4 blocks) of ``values`` in a block format: the scales, decoded
+    values, the largest value each block can hold, and the SQNR."""
+    f = blocks.get_block_format(fmt)
+    x = check_float_array(values).reshape(-1)
+    t = blocks.quantize(x, f)
+    scales = t.scale_values().reshape(-1)
+    decoded = t.dequantize().reshape(-1)
+    out = {"fmt": f.name, "block": f.block, "x": x, "decoded": decoded, "scales": scales,
+           "ceilings": scales * f.element_max, "sqnr_db": sqnr_db(x, decoded),
+           "amax": float(np.abs(x).max()), "bits_per_element": t.bits_per_element}
+    if f.scale == "e8m0":
+        out["exponents"] = (t.scales.astype(int) - 127).tolist()
+    else:
+        out["exponents"] = None
+        out["tensor_scale"] = t.tensor_scale
+        out["scale_codes"] = t.scales.reshape(-1).tolist()
+    return out

@@ -39,11 +39,13 @@ from qkit.lab.exercises.ex09_cost import SOLUTIONS as _ex09
 from qkit.lab.exercises.ex09_cost import dram_vs_mac, gemv_intensity, model_energy
 from qkit.lab.exercises.ex10_transformer import SOLUTIONS as _ex10
 from qkit.lab.exercises.ex10_transformer import group_bytes, levels_left, smoothing_factor
+from qkit.lab.exercises.ex11_formats import SOLUTIONS as _ex11
+from qkit.lab.exercises.ex11_formats import e4m3_by_hand, nvfp4_bytes, shared_exponent
 from qkit.lab.exercises.feedback import Feedback, report
 
 SOLUTIONS = {
     **_ex00, **_ex01, **_ex02, **_ex03, **_ex04, **_ex05, **_ex06, **_ex07, **_ex08, **_ex09,
-    **_ex10
+    **_ex10, **_ex11
 }
 
 __all__ = [
@@ -53,7 +55,8 @@ __all__ = [
     "ops_count", "gemv_bytes_ratio", "roofline", "fold_bn", "percentile_clip", "cle_factor",
     "kmeans_step", "lut_multiplies", "nf4_bits_per_weight", "ste_gradient", "lsq_init",
     "lsq_grad_scale", "additive_sqnr", "allocation_bytes", "greedy_choice", "dram_vs_mac",
-    "model_energy", "gemv_intensity", "smoothing_factor", "group_bytes", "levels_left"
+    "model_energy", "gemv_intensity", "smoothing_factor", "group_bytes", "levels_left",
+    "e4m3_by_hand", "shared_exponent", "nvfp4_bytes"
 ]
 
 

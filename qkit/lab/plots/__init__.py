@@ -1,6 +1,8 @@
 """Every figure the kit draws: `signals` (grids, noise, error; notebooks 00-03) and `models`
-(speed, layers, grids, QAT, mixed precision, energy, SmoothQuant; notebooks 04-10)."""
+(speed, layers, grids, QAT, mixed precision, energy, SmoothQuant; notebooks 04-10) and `formats`
+(bits, blocks, rotations; notebook 11)."""
 
+from qkit.lab.plots import formats
 from qkit.lab.plots.models import (
     allocation,
     channel_smoothing,
@@ -24,7 +26,7 @@ from qkit.lab.plots.signals import (
     weights_and_error,
 )
 
-__all__ = ["allocation", "channel_ranges", "channel_smoothing", "energy_bars",
+__all__ = ["allocation", "formats", "channel_ranges", "channel_smoothing", "energy_bars",
            "error_histogram", "fixed_point_difference", "grid_levels", "image_and_error",
            "layer_sqnr_bars", "layer_sqnr_lines", "observer_clips", "qat_curves",
            "range_mapping", "sensitivity_bars", "speed_bars", "sqnr_curve", "ste_staircase",

@@ -1,8 +1,9 @@
 """Widget explorers, one line in a notebook each: `signals` (notebooks 00-03) and `models`
-(notebooks 04-10). Each wires its controls to a pure function of `qkit.topics` and a figure
-of `qkit.lab.plots`; `qkit.lab.explorer.Explorer` does the redrawing."""
+(notebooks 04-10) and `formats` (notebook 11). Each wires its controls to a pure function of
+`qkit.topics` and a figure of `qkit.lab.plots`; `qkit.lab.explorer.Explorer` does the redrawing."""
 
 from qkit.lab.explorer import Explorer
+from qkit.lab.widgets.formats import block_explorer, float_bits_explorer, rotation_explorer
 from qkit.lab.widgets.models import (
     budget_explorer,
     energy_explorer,
@@ -23,7 +24,8 @@ from qkit.lab.widgets.signals import (
 )
 from qkit.topics.mapping import observer_ranges
 
-__all__ = ["Explorer", "bits_explorer", "budget_explorer", "energy_explorer", "grid_explorer",
+__all__ = ["Explorer", "bits_explorer", "block_explorer", "float_bits_explorer",
+           "rotation_explorer", "budget_explorer", "energy_explorer", "grid_explorer",
            "granularity_explorer", "image_explorer", "noise_explorer", "observer_explorer",
            "observer_ranges", "ptq_explorer", "qat_explorer", "range_explorer",
            "requant_explorer", "smoothquant_explorer", "speed_explorer"]
