@@ -12,7 +12,7 @@ channel (a depthwise conv: its ``kh * kw`` taps) and an activation's channels. F
 alone get a float32 scale (per output channel for weights, per tensor and per call for
 activations) mapping the largest |value| to the format's max. ``rotate`` multiplies the
 channels of every conv (groups = 1) and linear input by a random Hadamard rotation and folds
-it into the weights (`qkit.topics.rotation`): the float model is unchanged.
+it into the weights (`qkit.formats.rotation`): the float model is unchanged.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class FormatModel:
 
     def __init__(self, model, scheme: FormatScheme, seed: int = 0):
         from qkit.engine.graph import trace
-        from qkit.topics.rotation import random_hadamard
+        from qkit.formats.rotation import random_hadamard
 
         if not isinstance(scheme, FormatScheme):
             raise TypeError(f"scheme must be a FormatScheme, got {type(scheme).__name__}")

@@ -124,6 +124,18 @@ PLAN = {
           "SmoothQuant moves the problem to the weights: why can the weights take it?",
           "Which of weight-only and W8A8 would you deploy on a CPU for batch-1 text, and "
           "which on a server?"]),
+    11: (35, ["notebooks 02, 06 and 10", "binary numbers and powers of two"],
+         ["decode and encode FP8, FP6 and FP4 codes by hand, NaN and subnormals included",
+          "explain how an MX block's shared exponent and NVFP4's two-level scale are chosen, "
+          "and count the bits per element they cost",
+          "compare 4-bit formats at equal bits on real tensors, and say when a rotation "
+          "against outliers pays"],
+         ["Why does a float format suit activations with outliers better than int8 with the "
+          "same number of bits?",
+          "MXFP4 rounds its scale to a power of two: what does that cost, and what does it buy "
+          "the hardware?",
+          "A rotation helps per-tensor int8 a lot and NVFP4 not at all: what does each "
+          "already do about outliers?"]),
 }
 
 

@@ -36,7 +36,7 @@ def fingerprint() -> str:
     return h.hexdigest()[:16]
 
 
-class _Steps:
+class Steps:
     """A progress bar for one model's rows: ``step(name)`` names what is being computed."""
 
     def __init__(self, model: str, total: int, progress: bool):
@@ -80,7 +80,7 @@ def mnist_cnn_rows(rounds: int = 7, progress: bool = False) -> list[Row]:
     def acc(predict) -> float:
         return float((predict(x_test).argmax(1) == y_test).mean())
 
-    bar = _Steps("mnist-cnn", 1 + len(SCHEMES) + len(WEIGHT_ONLY) + 2, progress)
+    bar = Steps("mnist-cnn", 1 + len(SCHEMES) + len(WEIGHT_ONLY) + 2, progress)
     with torch.no_grad():
         fp32_acc = acc(lambda x: model(x).numpy())
         bar.step("fp32")
@@ -126,7 +126,7 @@ def mobilenet_v2_rows(rounds: int = 5, batch: int = 16, progress: bool = False) 
     model = mv2.load()
     x = mv2.preprocess(mv2.photo_set())
     calib, timing = x[1::2], x[:batch]
-    bar = _Steps("mobilenet-v2", 1 + len(SCHEMES) + len(WEIGHT_ONLY) + 2, progress)
+    bar = Steps("mobilenet-v2", 1 + len(SCHEMES) + len(WEIGHT_ONLY) + 2, progress)
     with torch.no_grad():
         ref = model(x).numpy()
     bar.step("fp32")
@@ -191,7 +191,7 @@ def minilm_rows(rounds: int = 5, max_len: int = 64, progress: bool = False) -> l
                                                                dtype=torch.qint8), "torch fbgemm")
     except ImportError:
         pass
-    bar = _Steps("minilm", 1 + len(variants), progress)
+    bar = Steps("minilm", 1 + len(variants), progress)
     timing = bbc["x_test"][:16]
     timed = {name: (lambda m=m: minilm.embed(m, timing, max_len)) for name, (m, _) in
              variants.items()}

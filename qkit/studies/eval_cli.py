@@ -34,6 +34,17 @@ def stored() -> dict:
     return results.load("models")
 
 
+def _measure(args) -> tuple[list[Row], str]:
+    names = args.models or list(MODELS)
+    rows = []
+    for name in names:
+        kw = {} if args.rounds is None else {"rounds": args.rounds}
+        rows += MODELS[name](progress=not args.no_progress, **kw)
+        if args.formats:
+            rows += FORMAT_MODELS[name](progress=not args.no_progress)
+    return rows, f"measured now ({', '.join(names)})"
+
+
 def main(argv=None) -> int:
     import argparse
 
@@ -56,14 +67,7 @@ def main(argv=None) -> int:
     if args.rounds is not None and args.rounds < 1:
         p.error(f"--rounds must be at least 1, got {args.rounds}")
     if args.recompute or args.models:
-        names = args.models or list(MODELS)
-        rows = []
-        for name in names:
-            kw = {} if args.rounds is None else {"rounds": args.rounds}
-            rows += MODELS[name](progress=not args.no_progress, **kw)
-            if args.formats:
-                rows += FORMAT_MODELS[name](progress=not args.no_progress)
-        origin = f"measured now ({', '.join(names)})"
+        rows, origin = _measure(args)
     else:
         table = stored()
         rows = [Row(**r) for r in table["rows"]]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from qkit.engine.formats import FORMAT_SCHEMES, FormatModel
-from qkit.studies.eval import Row, _Steps
+from qkit.studies.eval import Row, Steps
 from qkit.studies.timing import measure
 
 ENGINE = "qkit fake-quant"
@@ -30,7 +30,7 @@ def mnist_cnn_rows(rounds: int = 3, progress: bool = False) -> list[Row]:
 
     with torch.no_grad():
         fp32 = float((model(x).numpy().argmax(1) == y).mean())
-    bar = _Steps("mnist-cnn formats", len(FORMAT_SCHEMES), progress)
+    bar = Steps("mnist-cnn formats", len(FORMAT_SCHEMES), progress)
     rows = []
     for name, scheme in FORMAT_SCHEMES.items():
         m = FormatModel(model, scheme)
@@ -53,7 +53,7 @@ def mobilenet_v2_rows(rounds: int = 1, progress: bool = False) -> list[Row]:
     x = mv2.preprocess(mv2.photo_set())
     with torch.no_grad():
         ref = model(x).numpy()
-    bar = _Steps("mobilenet-v2 formats", len(FORMAT_SCHEMES), progress)
+    bar = Steps("mobilenet-v2 formats", len(FORMAT_SCHEMES), progress)
     rows = []
     for name, scheme in FORMAT_SCHEMES.items():
         m = FormatModel(model, scheme)
@@ -85,7 +85,7 @@ def minilm_rows(rounds: int = 1, max_len: int = 64, progress: bool = False) -> l
                                                 bbc["y_train"])
     ref = minilm.embed(model, bbc["x_test"], max_len)
     fp32 = float((clf.predict(ref) == bbc["y_test"]).mean())
-    bar = _Steps("minilm formats", len(FORMAT_SCHEMES), progress)
+    bar = Steps("minilm formats", len(FORMAT_SCHEMES), progress)
     rows = []
     for name, s in FORMAT_SCHEMES.items():
         m = rotated_minilm(model, weights=s.weights, activations=s.activations, rotate=s.rotate)

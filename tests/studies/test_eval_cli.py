@@ -51,7 +51,7 @@ def test_bad_arguments_are_refused_by_name(argv, message, capsys):
 
 
 def test_steps_name_the_model_and_the_step(capsys):
-    bar = ev._Steps("mnist-cnn", 2, progress=True)
+    bar = ev.Steps("mnist-cnn", 2, progress=True)
     bar.step("w8a8-per-channel")
     bar.step("torch ptq")
     bar.close()

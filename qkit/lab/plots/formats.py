@@ -27,7 +27,7 @@ def bit_fields(fields: dict, fmt, ax=None):
     return ax
 
 
-def grid_line(fmt_values: dict, mark=None, ax=None):
+def grid_line(fmt_values: dict, mark=None, ax=None, xlabel: str = "value (log scale)"):
     """Positive values of each grid (``{name: values}``) on one log axis, one row each."""
     if ax is None:
         _, ax = plt.subplots(figsize=(10, 2.2))
@@ -37,7 +37,7 @@ def grid_line(fmt_values: dict, mark=None, ax=None):
     ax.set_xscale("log")
     if mark is not None:
         ax.axvline(mark, color="black", lw=1, ls=":")
-    ax.set(ylim=(-0.6, len(fmt_values) - 0.4))
+    ax.set(ylim=(-0.6, len(fmt_values) - 0.4), xlabel=xlabel)
     return ax
 
 

@@ -35,9 +35,9 @@ def float_bits_explorer(code: int = 0x38) -> Explorer:
         table = floats.code_table(f)
         pos = np.unique(table[np.isfinite(table) & (table > 0)])
         v = abs(fl["value"])
-        P.grid_line({f.name: pos}, mark=v if np.isfinite(v) and v > 0 else None, ax=a1)
-        a1.set(xlabel=f"the {pos.size} positive values of {f.name} (log scale); dotted: |this "
-                      "code|")
+        P.grid_line({f.name: pos}, mark=v if np.isfinite(v) and v > 0 else None, ax=a1,
+                    xlabel=f"the {pos.size} positive values of {f.name} (log scale); dotted: "
+                           "|this code|")
         fig.tight_layout()
         unused = "" if f.bits == 8 else f" (bits 7..{f.bits} are not part of a {f.bits}-bit code)"
         return fig, {"code": c, "hex": f"0x{c:02X}", "value": fl["value"], "bits": fl["bits"],
