@@ -276,7 +276,11 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--formats", action="store_true",
+                   help="only the format encoders and the Walsh-Hadamard transform")
     args = p.parse_args(argv)
+    if args.formats:
+        return _formats(args)
     from tqdm.auto import tqdm
 
     kernels.warmup()
@@ -317,4 +321,15 @@ def main(argv=None) -> int:
                   "cache {warmup_warm_s:.2f} s (import qkit.kernels: {import_cold_s:.1f} s / "
                   "{import_warm_s:.1f} s)".format(**compile_info))
     sys.stdout.flush()
+    return 0
+
+
+def _formats(args) -> int:
+    from qkit.studies import bench_formats
+
+    rows = bench_formats.run(3 if args.quick else args.rounds)
+    for r in rows if args.json else []:
+        print(json.dumps(r))
+    if not args.json:
+        print(bench_formats.format_table(rows))
     return 0

@@ -43,3 +43,16 @@ def test_wrong_results_are_refused():
         _check("qkit int8", exact + 1, exact)
     with pytest.raises(AssertionError, match="refusing to time"):
         _check("numpy fp32", exact * 1.5, exact)
+
+
+def test_bench_formats_rows_and_table(monkeypatch):
+    from qkit.studies import bench_formats
+
+    monkeypatch.setattr(bench_formats, "N_VALUES", 10_000)
+    monkeypatch.setattr(bench_formats, "FWHT_SHAPE", (64, 256))
+    rows = bench_formats.run(rounds=1)
+    ops = {r["op"] for r in rows}
+    assert ops == {f"encode {f}" for f in bench_formats.FORMATS} | {"fwht"}
+    assert all(r["ms"] > 0 and r["speedup_vs_reference"] > 0 for r in rows)
+    assert all(r["speedup_vs_reference"] == 1.0 for r in rows if r["impl"] == "numpy reference")
+    assert "vs reference" in bench_formats.format_table(rows)
