@@ -96,3 +96,38 @@ def test_alternatives_cover_every_kind_of_control():
     assert _alternatives(W.IntSlider(value=3, min=2, max=8)) == [2, 8]
     assert _alternatives(W.Dropdown(options=[("a", 1), ("b", 2)], value=1)) == [2]
     assert len(_alternatives(W.Dropdown(options=list("abcdef"), value="a"))) == 3
+
+
+def test_format_explorers_every_control_visible():
+    from qkit.models import minilm
+    from qkit.topics.smoothquant import capture_inputs
+
+    lm = minilm.load()
+    row = lm.layers[1].ffn_in.weight.detach().numpy()[0, :32]
+    acts = capture_inputs(lm, data.bbc_news()["x_train"][:8], 32, ["1.ffn_in", "3.query"])
+    for ex in (widgets.float_bits_explorer(), widgets.block_explorer(row),
+               widgets.rotation_explorer(acts)):
+        _all_visible(ex)
+
+
+def test_float_bits_explorer_in_a_short_format_says_which_bits_count():
+    ex = widgets.float_bits_explorer()
+    ex.controls["fmt"].value = "fp4_e2m1"
+    ex.controls["b7"].value = True  # not part of a 4-bit code: the value does not change ...
+    assert ex.result["code"] < 16 and "not part of a 4-bit code" in ex.label.value  # says so
+    for fmt in ("fp8_e4m3", "fp8_e5m2", "fp6_e2m3", "fp6_e3m2", "fp4_e2m1"):
+        ex.controls["fmt"].value = fmt
+        for b in range(8):  # every setting of every bit draws without raising
+            ex.controls[f"b{b}"].value = not ex.controls[f"b{b}"].value
+            assert ex.figure is not None
+
+
+def test_block_explorer_refuses_short_input_and_handles_an_all_zero_block():
+    import pytest
+
+    with pytest.raises(ValueError, match="at least 32"):
+        widgets.block_explorer(np.zeros(8, np.float32))
+    ex = widgets.block_explorer(np.zeros(32, np.float32))
+    for fmt in ("mxfp4", "mxfp6_e2m3", "mxfp8_e4m3", "mxint8", "nvfp4"):
+        ex.controls["fmt"].value = fmt
+        assert ex.figure is not None
