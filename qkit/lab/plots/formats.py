@@ -59,8 +59,9 @@ def block_bars(view: dict, ax=None):
     return ax
 
 
-def rotation_panels(before: np.ndarray, after: np.ndarray, axes):
-    """Per-channel max |x| of activations before and after a rotation, and their histograms."""
+def rotation_panels(before: np.ndarray, after: np.ndarray, axes, hist_ax=None):
+    """Per-channel max |x| of activations before and after a rotation (two axes), and on
+    ``hist_ax`` the histograms of all their values."""
     for ax, x, title in ((axes[0], before, "as the layer sees them"),
                          (axes[1], after, "after a random Hadamard rotation")):
         m = np.abs(x).max(axis=0)
@@ -70,4 +71,10 @@ def rotation_panels(before: np.ndarray, after: np.ndarray, axes):
     top = max(float(np.abs(before).max()), float(np.abs(after).max()))
     for ax in axes[:2]:
         ax.set_ylim(0, top * 1.05)
+    if hist_ax is not None:  # the values themselves: the rotation trades a long tail for a bell
+        bins = np.linspace(-top, top, 81)
+        hist_ax.hist(before.ravel(), bins, histtype="step", label="as is", log=True)
+        hist_ax.hist(after.ravel(), bins, histtype="step", label="rotated", log=True)
+        hist_ax.set(title="all values (log count)", xlabel="x")
+        hist_ax.legend(fontsize=8)
     return axes

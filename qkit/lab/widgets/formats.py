@@ -107,8 +107,8 @@ def rotation_explorer(activations: dict) -> Explorer:
 
     def draw(seed, name, quantizer):
         s = study(name, seed)
-        fig, axes = figure(1, 3, (13, 3.2))
-        P.rotation_panels(s["x"], s["x_rotated"], axes)
+        fig, axes = figure(1, 4, (16, 3.2))
+        P.rotation_panels(s["x"], s["x_rotated"], axes[:2], hist_ax=axes[3])
         names = list(rotation.ACTIVATION_QUANTIZERS)
         y = np.arange(len(names))
         axes[2].barh(y - 0.2, [s["before"][n] for n in names], 0.4, label="as is")
