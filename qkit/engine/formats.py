@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qkit.core.checks import check_float_array
 from qkit.formats import blocks, floats
 
 
@@ -68,9 +69,22 @@ def _scaled_element(x: np.ndarray, fmt: str, axis) -> np.ndarray:
     return (floats.round_to_format(x / s, fmt) * s).astype(np.float32)
 
 
+def _check_format(fmt, name: str) -> None:
+    if fmt not in FORMAT_NAMES:
+        raise ValueError(f"{name} must be one of {sorted(FORMAT_NAMES)}, got {fmt!r}")
+
+
+def _weight(w) -> np.ndarray:
+    w = check_float_array(w, "w")
+    if w.ndim < 2:
+        raise ValueError(f"w must be a weight (N, ...) with at least 2 axes, got shape {w.shape}")
+    return w
+
+
 def round_weight(w, fmt: str) -> np.ndarray:
     """A weight (N, ...) rounded to ``fmt`` along its reduction axis, same shape, float32."""
-    w = np.asarray(w, np.float32)
+    w = _weight(w)
+    _check_format(fmt, "fmt")
     rows = w.reshape(w.shape[0], -1)
     if fmt in ELEMENTS:
         return _scaled_element(rows, fmt, 1).reshape(w.shape)
@@ -79,7 +93,8 @@ def round_weight(w, fmt: str) -> np.ndarray:
 
 def weight_bytes(w, fmt: str) -> int:
     """Stored bytes of ``w`` in ``fmt``, scales included."""
-    w = np.asarray(w, np.float32)
+    w = _weight(w)
+    _check_format(fmt, "fmt")
     rows = w.reshape(w.shape[0], -1)
     if fmt in ELEMENTS:
         return rows.size + 4 * rows.shape[0]
@@ -89,7 +104,8 @@ def weight_bytes(w, fmt: str) -> int:
 def round_activation(x, fmt: str, axis: int = -1) -> np.ndarray:
     """Activations rounded to ``fmt``: blocks along ``axis`` (the channels), or FP8 elements
     with one float32 scale for the whole tensor."""
-    x = np.asarray(x, np.float32)
+    x = check_float_array(x)
+    _check_format(fmt, "fmt")
     if fmt in ELEMENTS:
         return _scaled_element(x, fmt, None)
     return blocks.round_to_block_format(x, fmt, axis=axis)

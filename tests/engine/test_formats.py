@@ -94,3 +94,23 @@ def test_every_format_scheme_runs_the_cnn_and_counts_its_bytes(cnn):
         assert m.size_bytes() < fp32 * (bits + 1) / 32, name  # scales and padding included
         assert not np.array_equal(out, ref), name  # the rounding happened
     assert min(acc.values()) > 0.9
+
+
+@pytest.mark.parametrize("fn", [EF.round_weight, EF.weight_bytes])
+@pytest.mark.parametrize("bad,err,word", [
+    (np.full((2, 32), np.nan, np.float32), ValueError, "NaN"),
+    (np.zeros(32, np.float32), ValueError, "at least 2 axes"),
+    (np.zeros((0, 32), np.float32), ValueError, "empty"),
+])
+def test_bad_weights_are_refused_by_name(fn, bad, err, word):
+    with pytest.raises(err, match=word):
+        fn(bad, "fp8_e4m3")
+
+
+def test_bad_activations_and_formats_are_refused_by_name():
+    with pytest.raises(ValueError, match="NaN"):
+        EF.round_activation(np.array([1.0, np.inf], np.float32), "fp8_e4m3")
+    with pytest.raises(ValueError, match="fmt must be one of"):
+        EF.round_activation(np.ones(4, np.float32), "fp3")
+    with pytest.raises(ValueError, match="fmt must be one of"):
+        EF.round_weight(np.ones((2, 4), np.float32), "int4")
