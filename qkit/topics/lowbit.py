@@ -118,30 +118,27 @@ def real_tensors(n_texts: int = 32) -> dict:
 # --- what the notebook's explorers show -----------------------------------------------------
 
 
-def relative_grid(fmt: str) -> np.ndarray:
-    """The positive finite values of an element format (or ``"int8"``: 1..127) divided by the
-    largest: every grid on one axis, where 1 is its top."""
+def positive_values(fmt: str) -> np.ndarray:
+    """The positive finite values of an element format (``"int8"``: 1..127), ascending."""
     from qkit.formats import floats
 
     if fmt == "int8":
-        v = np.arange(1, 128, dtype=np.float64)
-    else:
-        t = floats.code_table(fmt).astype(np.float64)
-        v = np.unique(t[np.isfinite(t) & (t > 0)])
+        return np.arange(1, 128, dtype=np.float64)
+    t = floats.code_table(fmt).astype(np.float64)
+    return np.unique(t[np.isfinite(t) & (t > 0)])
+
+
+def relative_grid(fmt: str) -> np.ndarray:
+    """`positive_values` divided by the largest: every grid on one axis, where 1 is its top."""
+    v = positive_values(fmt)
     return v / v.max()
 
 
 def values_per_octave(fmt: str) -> dict:
     """How many positive values of a format (``"int8"``: the integers 1..127) fall in each
     power of two [2^k, 2^(k+1)), from the top down: ``{k: count}``."""
-    from qkit.formats import floats
-
-    if fmt == "int8":
-        v = np.arange(1, 128, dtype=np.float64)
-    else:
-        t = floats.code_table(fmt).astype(np.float64)
-        v = np.unique(t[np.isfinite(t) & (t > 0)])
-    keys, counts = np.unique(np.floor(np.log2(v)).astype(int), return_counts=True)
+    keys, counts = np.unique(np.floor(np.log2(positive_values(fmt))).astype(int),
+                             return_counts=True)
     return {int(a): int(b) for a, b in zip(keys[::-1], counts[::-1], strict=True)}
 
 

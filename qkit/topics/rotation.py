@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from qkit.core.metrics import sqnr_db
-from qkit.formats import blocks, floats
+from qkit.engine import formats
 from qkit.formats.rotation import Rotation, random_hadamard
 
 
@@ -88,18 +88,13 @@ def _per_token_int(x, bits):
     return np.clip(np.rint(x / s), -q, q) * s
 
 
-def _fp8_per_tensor(x):
-    s = max(float(np.abs(x).max()) / 448, 1e-30)
-    return floats.round_to_format(x / s, "fp8_e4m3") * s
-
-
 # activation quantizers, rows = tokens, blocks along the channels (the last axis)
 ACTIVATION_QUANTIZERS = {
     "int8 per tensor": lambda x: _per_tensor_int(x, 8),
-    "FP8 E4M3 per tensor": _fp8_per_tensor,
+    "FP8 E4M3 per tensor": lambda x: formats.round_activation(x, "fp8_e4m3"),
     "int4 per token": lambda x: _per_token_int(x, 4),
-    "MXFP4": lambda x: blocks.round_to_block_format(x, "mxfp4"),
-    "NVFP4": lambda x: blocks.round_to_block_format(x, "nvfp4"),
+    "MXFP4": lambda x: formats.round_activation(x, "mxfp4"),
+    "NVFP4": lambda x: formats.round_activation(x, "nvfp4"),
 }
 
 
@@ -122,8 +117,6 @@ def outlier_study(x, seed: int = 0) -> dict:
 def quantizer(name: str | None, *, weight: bool):
     """A round trip by name: one of `ACTIVATION_QUANTIZERS` or an engine format
     (`qkit.engine.formats.FORMAT_NAMES`, blocks along the last axis); None: no rounding."""
-    from qkit.engine import formats
-
     if name is None:
         return None
     if name in ACTIVATION_QUANTIZERS:
@@ -158,8 +151,6 @@ def rotated_minilm(model, *, seed: int = 0, weights: str | None = None,
 
 
 def _stored_bytes(w: np.ndarray, name: str | None) -> int:
-    from qkit.engine import formats
-
     if name in formats.FORMAT_NAMES:
         return formats.weight_bytes(w, name)
     bits = {"int8 per tensor": 8, "int4 per token": 4}.get(name, 32)

@@ -19,6 +19,7 @@ def float_bits_explorer(code: int = 0x38) -> Explorer:
     """One code of a float format, bit by bit: each checkbox flips one bit (bit 7 is the
     leftmost of an 8-bit code; a 6- or 4-bit format uses the low bits only)."""
     from qkit.formats import floats
+    from qkit.topics.lowbit import positive_values
 
     controls = {"fmt": W.Dropdown(options=list(ELEMENT_MENU), value="fp8_e4m3",
                                   description="format")}
@@ -32,8 +33,7 @@ def float_bits_explorer(code: int = 0x38) -> Explorer:
         fl = floats.fields(c, f)
         fig, (a0, a1) = figure(2, 1, (10, 3.6), height_ratios=[1, 1.3])
         P.bit_fields(fl, f, a0)
-        table = floats.code_table(f)
-        pos = np.unique(table[np.isfinite(table) & (table > 0)])
+        pos = positive_values(f.name)
         v = abs(fl["value"])
         P.grid_line({f.name: pos}, mark=v if np.isfinite(v) and v > 0 else None, ax=a1,
                     xlabel=f"the {pos.size} positive values of {f.name} (log scale); dotted: "
