@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from qkit.engine import functions
 from qkit.engine.graph import Op
 
-PASS_THROUGH = ("maxpool", "avgpool", "flatten", "relu")  # output grid = input grid
-
+# output grid = input grid: the values are a selection, a mean or a mix of the input's, or
+# the zero point (padding)
+PASS_THROUGH = ("maxpool", "avgpool", "flatten", "unflatten", "relu", "pad", "upsample")
 
 
 def run_graph(ops: list[Op], x, layer, post=None, known: dict | None = None) -> dict:
@@ -25,29 +27,54 @@ def run_graph(ops: list[Op], x, layer, post=None, known: dict | None = None) -> 
     for op in ops:
         if op.name in vals:
             continue
-        p = op.params
         args = [vals[i] for i in op.inputs]
         if op.kind == "input":
             y = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x, np.float32))
         elif op.kind in ("conv", "linear"):
             y = layer(op, args[0])
-        elif op.kind == "add":
-            y = args[0] + args[1]
-        elif op.kind == "maxpool":
-            y = F.max_pool2d(args[0], p["kernel"], p["stride"])
-        elif op.kind == "avgpool":
-            y = args[0].mean(dim=(2, 3), keepdim=True) if p.get("global") else \
-                F.avg_pool2d(args[0], p["kernel"], p["stride"])
-        elif op.kind == "flatten":
-            y = args[0].flatten(1)
-        elif op.kind == "relu":
-            y = F.relu(args[0])
+        else:
+            y = float_op(op, args)
         if op.activation == "relu":
             y = F.relu(y)
         elif op.activation == "relu6":
             y = F.relu6(y)
         vals[op.name] = y if post is None else post(op, y)
     return vals
+
+
+def float_op(op: Op, args: list):
+    """Any op but input, conv and linear, on float NCHW torch tensors."""
+    import torch
+    from torch.nn import functional as F
+
+    p, x = op.params, args[0]
+    if op.kind == "add":
+        return x + args[1]
+    if op.kind == "mul":
+        return x * args[1]
+    if op.kind == "concat":
+        return torch.cat(args, p["dim"])
+    if op.kind == "lut":
+        return functions.apply(p, x)
+    if op.kind == "maxpool":
+        return F.max_pool2d(x, p["kernel"], p["stride"])
+    if op.kind == "avgpool":
+        return x.mean(dim=(2, 3), keepdim=True) if p.get("global") else \
+            F.avg_pool2d(x, p["kernel"], p["stride"])
+    if op.kind == "pad":
+        top, bottom, left, right = p["pad"]
+        return F.pad(x, (left, right, top, bottom), value=p["value"])
+    if op.kind == "upsample":
+        bilinear = p["mode"] == "bilinear"
+        return F.interpolate(x, scale_factor=p["scale"], mode=p["mode"],
+                             align_corners=p["align_corners"] if bilinear else None)
+    if op.kind == "flatten":
+        return x.flatten(1)
+    if op.kind == "unflatten":
+        return x.reshape(x.shape[0], -1, 1, 1)
+    if op.kind == "relu":
+        return F.relu(x)
+    raise ValueError(f"unknown op kind {op.kind!r} (op {op.name})")
 
 
 def float_layer(op: Op, x):

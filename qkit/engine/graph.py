@@ -1,20 +1,38 @@
 """From a float PyTorch model to a flat list of operations qkit can run on integers.
 
-`trace` records the model with ``torch.fx``, folds each BatchNorm2d into the
-convolution before it, fuses a ReLU/ReLU6 into the layer that feeds it, and
-returns `Op` records holding float NumPy parameters. Supported: Conv2d,
-BatchNorm2d (after a conv), Linear, ReLU, ReLU6, MaxPool2d, AvgPool2d,
-AdaptiveAvgPool2d(1), Flatten (and ``torch.flatten`` / ``x.flatten(1)`` /
-``x.view(x.size(0), -1)``), residual ``+``, Dropout and Identity. Anything else
-raises `UnsupportedLayer` naming the node.
+`trace` records the model with ``torch.fx``, folds each BatchNorm2d into the convolution
+before it, fuses a ReLU/ReLU6 into the layer that feeds it, folds zero padding into the
+convolution after it where it is symmetric, and returns `Op` records holding float NumPy
+parameters. The layers and calls it knows are listed in `SUPPORTED` (modules here, calls in
+`qkit.engine.calls`); anything else raises `UnsupportedLayer` naming the layer or call, its
+node, and what to do instead. Subclasses of Conv2d / Linear / BatchNorm2d that keep their
+base class's ``forward`` are read as that layer; one that overrides ``forward`` is traced
+into, and what its ``forward`` calls must itself be supported.
 """
 
 from __future__ import annotations
 
-import operator
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from qkit.engine import functions
+
+SUPPORTED = {
+    "layers": "Conv2d (zero padding, numbers or 'same'/'valid'), BatchNorm2d after a conv, "
+              "Linear, ReLU, ReLU6, Hardtanh, Hardswish, Hardsigmoid, SiLU, Sigmoid, Tanh, "
+              "GELU, LeakyReLU, ELU, Mish, Softplus, MaxPool2d, AvgPool2d, "
+              "AdaptiveAvgPool2d(1), Flatten(1), ZeroPad2d, ConstantPad2d, Upsample / "
+              "UpsamplingNearest2d / UpsamplingBilinear2d (integer factors), Dropout*, Identity",
+    "calls": "F.conv2d / F.linear with the model's parameters, x + y, x * y (broadcast), "
+             "x + - * / a number, torch.cat, F.pad (constant), F.interpolate (integer "
+             "factors), torch.mean / x.mean over (2, 3), flatten / view(n, -1), "
+             "view(n, c, 1, 1), F.adaptive_avg_pool2d(x, 1), F.max_pool2d, F.avg_pool2d, "
+             "the functional activations above, F.dropout, contiguous",
+}
+HINT = ("replace it with a supported layer (qkit.engine.graph.SUPPORTED lists them), or "
+        "compute it outside the model")
 
 
 class UnsupportedLayer(ValueError):
@@ -23,102 +41,226 @@ class UnsupportedLayer(ValueError):
 
 @dataclass
 class Op:
-    kind: str  # input, conv, linear, add, maxpool, avgpool, flatten, relu
+    kind: str  # input, conv, linear, add, mul, concat, lut, pad, upsample, maxpool, avgpool,
+    #            flatten, unflatten, relu
     name: str
     inputs: list[str]
     params: dict = field(default_factory=dict)
     activation: str | None = None  # fused: None, "relu" or "relu6"
 
 
+class Builder:
+    """The ops traced so far: ``alias`` maps a node to the op whose value it is (folded BN,
+    fused activations, pass-throughs), ``consts`` holds the model's tensors read by
+    ``get_attr`` nodes (functional convolutions' weights)."""
+
+    def __init__(self):
+        self.ops: dict[str, Op] = {}
+        self.order: list[str] = []
+        self.alias: dict[str, str] = {}
+        self.consts: dict = {}
+        self.shapes: set[str] = set()  # nodes holding sizes (x.size(0), x.shape[0])
+
+    def add(self, op: Op) -> None:
+        self.ops[op.name] = op
+        self.order.append(op.name)
+
+    def src(self, node) -> str:
+        return self.alias.get(node.name, node.name)
+
+    def activation(self, node, arg, kind: str) -> None:
+        """ReLU/ReLU6 fused into the conv, linear or add that feeds it when that is its only
+        user; otherwise a ReLU op, or ReLU6 as a lookup table."""
+        src = self.src(arg)
+        producer = self.ops[src]
+        if producer.kind in ("conv", "linear", "add") and producer.activation is None and \
+                len(arg.users) == 1:
+            producer.activation = kind
+            self.alias[node.name] = src
+        elif kind == "relu":
+            self.add(Op("relu", node.name, [src]))
+        else:
+            self.add(Op("lut", node.name, [src], {"fn": "relu6"}))
+
+
 def trace(model) -> tuple[list[Op], str]:
     """The model's operations in execution order, and the name of its output."""
     import torch.fx
 
+    from qkit.engine import calls
+
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     model = model.eval()
-    gm = torch.fx.symbolic_trace(model)
+    try:
+        gm = torch.fx.GraphModule(model, _tracer()().trace(model))
+    except torch.fx.proxy.TraceError as err:
+        raise UnsupportedLayer(f"torch.fx cannot trace this model ({err}); control flow that "
+                               f"depends on tensor values is not supported: {HINT}") from err
     modules = dict(gm.named_modules())
-    ops: dict[str, Op] = {}
-    alias: dict[str, str] = {}  # node name -> name of the op that produces its value
-    order: list[str] = []
-    output = None
-
-    def src(node) -> str:
-        return alias.get(node.name, node.name)
-
-    def add(op: Op):
-        ops[op.name] = op
-        order.append(op.name)
-
+    b, output = Builder(), None
     for node in gm.graph.nodes:
         if node.op == "placeholder":
-            add(Op("input", node.name, []))
+            if b.order:
+                raise UnsupportedLayer(f"input {node.name}: models with more than one input "
+                                       "are not supported")
+            b.add(Op("input", node.name, []))
         elif node.op == "output":
-            output = src(node.args[0])
+            out = node.args[0]
+            if not hasattr(out, "name"):
+                raise UnsupportedLayer(f"output {out!r}: the model must return one tensor")
+            output = b.src(out)
+        elif node.op == "get_attr":
+            b.consts[node.name] = _attr(gm, node.target)
         elif node.op == "call_module":
-            ins = [src(a) for a in node.args if hasattr(a, "name")]
-            _call_module(node, modules[node.target], ins, (ops, alias, order), add)
-        elif node.op in ("call_function", "call_method"):
-            _function(node, ops, alias, order, add, src)
+            _call_module(node, modules[node.target], b)
         else:
-            raise UnsupportedLayer(f"node {node.name} ({node.op}) is not supported")
-    return [ops[n] for n in order], output
+            calls.call(node, b)
+    ops = [b.ops[n] for n in b.order]
+    return _fold_pads(ops, output), output
 
 
-def _call_module(node, mod, ins, state, add) -> None:
+@functools.cache
+def _tracer():
+    """torch.fx's tracer, with subclasses of Conv2d/Linear/BatchNorm2d that keep their base
+    class's ``forward`` (a renamed layer, extra attributes) read as that layer."""
+    import torch.fx
+    from torch import nn
+
+    class Tracer(torch.fx.Tracer):
+        def is_leaf_module(self, m, qualname) -> bool:
+            for base in (nn.Conv2d, nn.Linear, nn.BatchNorm2d):
+                if isinstance(m, base) and type(m).forward is base.forward:
+                    return True
+            return super().is_leaf_module(m, qualname)
+
+    return Tracer
+
+
+def _attr(gm, target: str):
+    obj = gm
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _call_module(node, mod, b: Builder) -> None:
     """One ``call_module`` node: a layer the engine knows, folded BN, an activation fused
     into its producer, a pass-through (Dropout, Identity), or a refusal naming the layer."""
     from torch import nn
 
-    ops, alias, order = state
+    ins = [b.src(a) for a in node.args if hasattr(a, "name")]
+    lut = _module_function(mod)
     if isinstance(mod, nn.Conv2d):
-        add(_conv(node.name, ins, mod))
+        conv_op(node.name, ins, mod.weight, mod.bias, _conv_args(mod), b)
     elif isinstance(mod, nn.BatchNorm2d):
-        _fold_bn(ops[ins[0]], mod, node)
-        alias[node.name] = ins[0]
+        _fold_bn(b.ops[ins[0]], mod, node)
+        b.alias[node.name] = ins[0]
     elif isinstance(mod, nn.Linear):
-        w = mod.weight.detach().numpy().astype(np.float32)
-        b = np.zeros(w.shape[0], np.float32) if mod.bias is None else \
-            mod.bias.detach().numpy().astype(np.float32)
-        add(Op("linear", node.name, ins, {"weight": w, "bias": b}))
+        b.add(linear_op(node.name, ins, mod.weight, mod.bias))
     elif isinstance(mod, nn.ReLU | nn.ReLU6):
-        _activation(ops, alias, order, node, ins[0],
-                    "relu6" if isinstance(mod, nn.ReLU6) else "relu")
+        b.activation(node, node.args[0], "relu6" if isinstance(mod, nn.ReLU6) else "relu")
+    elif lut is not None:
+        b.add(Op("lut", node.name, ins, lut))
     elif isinstance(mod, nn.MaxPool2d | nn.AvgPool2d):
-        add(_pool(node.name, ins, mod))
+        b.add(pool_op(node.name, ins, "maxpool" if isinstance(mod, nn.MaxPool2d)
+                      else "avgpool", mod.kernel_size, mod.stride, mod.padding,
+                      getattr(mod, "ceil_mode", False), getattr(mod, "dilation", 1)))
     elif isinstance(mod, nn.AdaptiveAvgPool2d):
         if mod.output_size not in (1, (1, 1)):
-            raise UnsupportedLayer(f"{node.target}: AdaptiveAvgPool2d only to size 1")
-        add(Op("avgpool", node.name, ins, {"global": True}))
+            raise UnsupportedLayer(f"layer {node.target!r} (AdaptiveAvgPool2d): only output "
+                                   f"size 1 is supported, got {mod.output_size}")
+        b.add(Op("avgpool", node.name, ins, {"global": True}))
     elif isinstance(mod, nn.Flatten):
         if mod.start_dim != 1:
-            raise UnsupportedLayer(f"{node.target}: Flatten only from dim 1")
-        add(Op("flatten", node.name, ins))
-    elif isinstance(mod, nn.Dropout | nn.Identity):
-        alias[node.name] = ins[0]
+            raise UnsupportedLayer(f"layer {node.target!r} (Flatten): only from dim 1")
+        b.add(Op("flatten", node.name, ins))
+    elif isinstance(mod, nn.ZeroPad2d | nn.ConstantPad2d):
+        b.add(pad_op(node.name, ins, mod.padding, float(mod.value)))
+    elif isinstance(mod, nn.Upsample):
+        b.add(upsample_op(node.name, ins, mod.size, mod.scale_factor, mod.mode,
+                          mod.align_corners))
+    elif isinstance(mod, nn.Dropout | nn.Dropout1d | nn.Dropout2d | nn.Dropout3d |
+                    nn.AlphaDropout | nn.Identity):
+        b.alias[node.name] = ins[0]
     else:
-        raise UnsupportedLayer(f"layer {node.target!r} ({type(mod).__name__}) is not "
-                               "supported by qkit's integer engine")
+        raise UnsupportedLayer(f"layer {node.target!r} ({type(mod).__name__}, node "
+                               f"{node.name}) is not supported by qkit's integer engine: {HINT}")
 
 
-def _conv(name, ins, mod) -> Op:
-    if mod.padding_mode != "zeros" or isinstance(mod.padding, str):
-        raise UnsupportedLayer(f"{name}: only zero padding given as numbers is supported")
-    w = mod.weight.detach().numpy().astype(np.float32)
-    b = np.zeros(w.shape[0], np.float32) if mod.bias is None else \
-        mod.bias.detach().numpy().astype(np.float32)
-    return Op("conv", name, ins, {"weight": w, "bias": b, "stride": tuple(mod.stride),
-                                  "padding": tuple(mod.padding), "dilation": tuple(mod.dilation),
-                                  "groups": mod.groups})
+def _module_function(mod) -> dict | None:
+    """The lookup-table function of an activation module, or None."""
+    from torch import nn
+
+    simple = {nn.Hardswish: "hardswish", nn.Hardsigmoid: "hardsigmoid", nn.SiLU: "silu",
+              nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.Mish: "mish"}
+    for cls, fn in simple.items():
+        if isinstance(mod, cls):
+            return {"fn": fn}
+    if isinstance(mod, nn.GELU):
+        return {"fn": "gelu", "approximate": mod.approximate}
+    if isinstance(mod, nn.LeakyReLU):
+        return {"fn": "leaky_relu", "slope": float(mod.negative_slope)}
+    if isinstance(mod, nn.Hardtanh):  # after ReLU6, its subclass
+        return {"fn": "hardtanh", "min": float(mod.min_val), "max": float(mod.max_val)}
+    if isinstance(mod, nn.ELU):
+        return {"fn": "elu", "alpha": float(mod.alpha)}
+    if isinstance(mod, nn.Softplus):
+        return {"fn": "softplus", "beta": float(mod.beta), "threshold": float(mod.threshold)}
+    return None
+
+
+def _conv_args(mod) -> dict:
+    if mod.padding_mode != "zeros":
+        raise UnsupportedLayer(f"Conv2d with padding_mode={mod.padding_mode!r}: only zero "
+                               f"padding is supported ({HINT})")
+    return {"stride": mod.stride, "padding": mod.padding, "dilation": mod.dilation,
+            "groups": mod.groups}
+
+
+def conv_op(name, ins, weight, bias, args: dict, b: Builder) -> None:
+    """A conv op; ``padding="same"`` with an odd total becomes a pad op before it."""
+    w = weight.detach().numpy().astype(np.float32)
+    stride, dilation = (_pair(args[k]) for k in ("stride", "dilation"))
+    padding = args["padding"]
+    if padding == "valid":
+        padding = (0, 0)
+    elif padding == "same":
+        totals = [d * (k - 1) for d, k in zip(dilation, w.shape[2:], strict=True)]
+        if any(t % 2 for t in totals):  # PyTorch puts the odd row/column at the end
+            b.add(Op("pad", f"{name}_same_pad", ins,
+                     {"pad": (totals[0] // 2, totals[0] - totals[0] // 2,
+                              totals[1] // 2, totals[1] - totals[1] // 2), "value": 0.0}))
+            ins, padding = [f"{name}_same_pad"], (0, 0)
+        else:
+            padding = (totals[0] // 2, totals[1] // 2)
+    bias = np.zeros(w.shape[0], np.float32) if bias is None else \
+        bias.detach().numpy().astype(np.float32)
+    b.add(Op("conv", name, ins, {"weight": w, "bias": bias, "stride": stride,
+                                 "padding": _pair(padding), "dilation": dilation,
+                                 "groups": int(args["groups"])}))
+
+
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if np.ndim(v) == 0 else tuple(int(x) for x in v)
+
+
+def linear_op(name, ins, weight, bias) -> Op:
+    w = weight.detach().numpy().astype(np.float32)
+    bias = np.zeros(w.shape[0], np.float32) if bias is None else \
+        bias.detach().numpy().astype(np.float32)
+    return Op("linear", name, ins, {"weight": w, "bias": bias})
 
 
 def _fold_bn(conv: Op, bn, node) -> None:
     """``w' = w * g / sqrt(v + eps)``, ``b' = (b - m) * g / sqrt(v + eps) + beta`` (per channel)."""
-    if conv.kind != "conv" or conv.activation is not None:
-        raise UnsupportedLayer(f"{node.target}: BatchNorm2d must directly follow a Conv2d")
-    g = bn.weight.detach().numpy().astype(np.float64)
-    beta = bn.bias.detach().numpy().astype(np.float64)
+    if conv.kind != "conv" or conv.activation is not None or not bn.track_running_stats:
+        raise UnsupportedLayer(f"layer {node.target!r} (BatchNorm2d): it must directly follow "
+                               "a Conv2d (and keep running statistics) to be folded into it")
+    g = np.ones(bn.num_features) if bn.weight is None else \
+        bn.weight.detach().numpy().astype(np.float64)
+    beta = np.zeros(bn.num_features) if bn.bias is None else \
+        bn.bias.detach().numpy().astype(np.float64)
     mean = bn.running_mean.numpy().astype(np.float64)
     var = bn.running_var.numpy().astype(np.float64)
     k = g / np.sqrt(var + bn.eps)
@@ -127,69 +269,75 @@ def _fold_bn(conv: Op, bn, node) -> None:
     conv.params["fused"] = "BN folded"
 
 
-def _activation(ops, alias, order, node, src_name, kind) -> None:
-    producer = ops[src_name]
-    only_user = len(node.args[0].users) == 1
-    if producer.kind in ("conv", "linear", "add") and producer.activation is None and only_user:
-        producer.activation = kind
-        alias[node.name] = src_name
-    elif kind == "relu":
-        ops[node.name] = Op("relu", node.name, [src_name])
-        order.append(node.name)
-    else:
-        raise UnsupportedLayer(f"{node.name}: ReLU6 must follow a conv, linear or add")
+def pool_op(name, ins, kind, kernel, stride, padding, ceil_mode, dilation) -> Op:
+    stride = kernel if stride in (None, ()) else stride
+    if padding not in (0, (0, 0)) or ceil_mode:
+        raise UnsupportedLayer(f"{name}: pooling with padding or ceil_mode is not supported "
+                               f"({HINT})")
+    if kind == "maxpool" and dilation not in (1, (1, 1)):
+        raise UnsupportedLayer(f"{name}: dilated max pooling is not supported ({HINT})")
+    return Op(kind, name, ins, {"kernel": kernel, "stride": stride})
 
 
-def _pool(name, ins, mod) -> Op:
-    import torch.nn as nn
-
-    k, s = mod.kernel_size, mod.stride if mod.stride is not None else mod.kernel_size
-    pad = mod.padding
-    if pad not in (0, (0, 0)) or getattr(mod, "ceil_mode", False):
-        raise UnsupportedLayer(f"{name}: pooling with padding or ceil_mode is not supported")
-    if isinstance(mod, nn.MaxPool2d) and mod.dilation not in (1, (1, 1)):
-        raise UnsupportedLayer(f"{name}: dilated max pooling is not supported")
-    kind = "maxpool" if isinstance(mod, nn.MaxPool2d) else "avgpool"
-    return Op(kind, name, ins, {"kernel": k, "stride": s})
-
-
-def _function(node, ops, alias, order, add, src) -> None:
-    import torch
-    from torch.nn import functional as F
-
-    t = node.target
-    tensor_args = [a for a in node.args if hasattr(a, "name")]
-    ins = [src(a) for a in tensor_args]
-    if t in (operator.add, operator.iadd, torch.add, "add", "add_") and len(ins) == 2:
-        add(Op("add", node.name, ins))
-    elif t in (F.relu, torch.relu, "relu", F.relu6):
-        _activation(ops, alias, order, node, ins[0], "relu6" if t is F.relu6 else "relu")
-    elif t in (torch.flatten, "flatten") and _flat_from_1(node):
-        add(Op("flatten", node.name, ins))
-    elif t in ("view", "reshape") and len(node.args) == 3 and node.args[2] == -1:
-        add(Op("flatten", node.name, ins))
-    elif t == "size" or t is getattr:
-        alias[node.name] = ins[0] if ins else node.name  # only used to build a view's shape
-    else:
-        name = getattr(t, "__name__", str(t))
-        raise UnsupportedLayer(f"operation {name!r} (node {node.name}) is not supported by "
-                               "qkit's integer engine")
+def pad_op(name, ins, padding, value: float) -> Op:
+    """torch's (left, right, top, bottom) padding as the engine's (top, bottom, left, right)."""
+    p = (padding,) * 4 if np.ndim(padding) == 0 else tuple(padding)
+    if len(p) == 2:
+        p = p + (0, 0)
+    if len(p) != 4 or any(int(v) < 0 for v in p):
+        raise UnsupportedLayer(f"{name}: padding {padding!r}: only non-negative padding of "
+                               "the last two dims (left, right, top, bottom) is supported")
+    left, right, top, bottom = (int(v) for v in p)
+    return Op("pad", name, ins, {"pad": (top, bottom, left, right), "value": float(value)})
 
 
-def _flat_from_1(node) -> bool:
-    start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
-    if start != 1:
-        raise UnsupportedLayer(f"{node.name}: flatten only from dim 1")
-    return True
+def upsample_op(name, ins, size, scale, mode, align_corners) -> Op:
+    if size is not None or scale is None:
+        raise UnsupportedLayer(f"{name}: upsampling to a size is not supported; give an "
+                               "integer scale_factor")
+    s = (scale, scale) if np.ndim(scale) == 0 else tuple(scale)
+    if len(s) != 2 or any(float(v) != int(v) or v < 1 for v in s):
+        raise UnsupportedLayer(f"{name}: only integer scale factors are supported, got "
+                               f"{scale!r}")
+    if mode not in ("nearest", "bilinear"):
+        raise UnsupportedLayer(f"{name}: upsampling mode {mode!r} is not supported (nearest, "
+                               "bilinear)")
+    return Op("upsample", name, ins, {"scale": (int(s[0]), int(s[1])), "mode": mode,
+                                      "align_corners": bool(align_corners)})
+
+
+def _fold_pads(ops: list[Op], output: str) -> list[Op]:
+    """A zero pad, symmetric on each axis, used only by one conv: added to the conv's padding
+    (the conv pads with the input's zero point, which is real 0, like the pad)."""
+    users: dict[str, list[Op]] = {}
+    for op in ops:
+        for i in op.inputs:
+            users.setdefault(i, []).append(op)
+    keep = []
+    for op in ops:
+        nxt = users.get(op.name, [])
+        top, bottom, left, right = op.params.get("pad", (0, 1, 0, 1))
+        if op.kind == "pad" and op.params["value"] == 0 and top == bottom and \
+                left == right and len(nxt) == 1 and nxt[0].kind == "conv" and \
+                op.name != output:
+            conv = nxt[0]
+            ph, pw = conv.params["padding"]
+            conv.params["padding"] = (ph + top, pw + left)
+            conv.inputs = [op.inputs[0]]
+            continue
+        keep.append(op)
+    return keep
 
 
 def summary(ops: list[Op]) -> str:
     """One line per traced operation: what it is, its weights and what was fused into it."""
-    lines = [f"{'#':>2}  {'op':<8}{'name':<24}{'weights':<18}fused"]
+    lines = [f"{'#':>2}  {'op':<10}{'name':<24}{'weights':<18}fused / function"]
     for i, op in enumerate(ops):
         w = op.params.get("weight")
         shape = "x".join(map(str, w.shape)) if w is not None else ""
         fused = "+".join(([op.params["fused"]] if op.params.get("fused") else [])
                          + ([op.activation] if op.activation else []))
-        lines.append(f"{i:>2}  {op.kind:<8}{op.name:<24}{shape:<18}{fused}".rstrip())
+        if op.kind == "lut":
+            fused = functions.describe(op.params)
+        lines.append(f"{i:>2}  {op.kind:<10}{op.name:<24}{shape:<18}{fused}".rstrip())
     return "\n".join(lines)

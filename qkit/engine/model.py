@@ -21,7 +21,7 @@ from qkit.core.checks import check_float_array
 from qkit.core.metrics import quantized_bytes
 from qkit.core.observers import OBSERVERS
 from qkit.core.qparams import QParams, activation_range, qparams_from_range, qparams_from_tensor
-from qkit.engine import adaround, ranges
+from qkit.engine import adaround, elementwise, ranges
 from qkit.engine.equalize import equalize
 from qkit.engine.floatrun import PASS_THROUGH, run_float
 from qkit.engine.graph import Op, trace
@@ -126,6 +126,8 @@ class IntegerModel:
                 (sa, _), (sb, _) = (self.act[i] for i in op.inputs)
                 sy = self.act[op.name][0]
                 self.layers[op.name] = {"ma": np.float32(sa / sy), "mb": np.float32(sb / sy)}
+            elif op.kind in elementwise.KINDS:
+                self.layers[op.name] = elementwise.prepare(op, self.act)
 
     def _weights(self, op: Op) -> dict:
         w = op.params["weight"]
@@ -240,6 +242,8 @@ class IntegerModel:
                     L["bound"].clear()
                 bound = L["bound"][key] = L["packed"].bind(x, *args)
             return bound(x)
+        if op.kind in elementwise.KINDS:
+            return elementwise.step(op, vals, self.act, self.layers[op.name], b)
         if op.kind == "maxpool":
             return b.maxpool2d(x, op.params["kernel"], op.params["stride"])
         if op.kind == "avgpool":
@@ -263,8 +267,9 @@ class IntegerModel:
         return (q.astype(np.int32) - zp).astype(np.float32) * scale
 
     def __call__(self, x, backend=kernels) -> np.ndarray:
-        """Float in, float out; integers in between."""
-        return self.dequantize_output(self.run(self.quantize_input(x), backend))
+        """Float in, float out; integers in between. Maps come back NCHW, like the input."""
+        y = self.dequantize_output(self.run(self.quantize_input(x), backend))
+        return np.ascontiguousarray(y.transpose(0, 3, 1, 2)) if y.ndim == 4 else y
 
     def size_bytes(self) -> int:
         """Weights at their bit width, plus float32 scales and biases."""
@@ -273,6 +278,7 @@ class IntegerModel:
             if "w_q" in L:
                 total += quantized_bytes(L["w_q"].size, L["bits"], L["n_scales"])
                 total += 4 * L["bias_q"].size
+            total += L.get("lut_bytes", 0)
         return total
 
 

@@ -6,6 +6,7 @@ Set ``NUMBA_DISABLE_JIT=1`` to run them as plain Python.
 """
 
 from qkit.kernels.conv import conv2d
+from qkit.kernels.elementwise import lut, qmul
 from qkit.kernels.floats import encode_e8m0, encode_float
 from qkit.kernels.gemm import (
     gemm,
@@ -23,10 +24,11 @@ from qkit.kernels.pooling import avgpool2d, maxpool2d, qadd, relu
 from qkit.kernels.qconv import pack_conv, qconv2d
 from qkit.kernels.quantization import dequantize, fake_quantize, quantize
 from qkit.kernels.requantization import requantize_fixed, requantize_float
+from qkit.kernels.spatial import pad2d, upsample2d
 from qkit.kernels.warm import warmup
 
 __all__ = [
-    "avgpool2d", "maxpool2d", "qadd", "relu",
+    "avgpool2d", "maxpool2d", "qadd", "relu", "lut", "qmul", "pad2d", "upsample2d",
     "encode_e8m0", "encode_float", "fwht", "gemm_mxfp4",
     "conv2d", "dequantize", "fake_quantize", "gemm", "gemm_codebook", "gemm_int4",
     "gemm_pairs16", "pack_int4", "qconv2d", "qlinear", "quantize", "requantize_fixed",
