@@ -7,7 +7,7 @@ alias of one; anything else raises `UnsupportedLayer` naming the call and its no
 from __future__ import annotations
 
 from qkit.engine import functions
-from qkit.engine.graph import (
+from qkit.engine.ops import (
     HINT,
     Builder,
     Op,

@@ -33,7 +33,8 @@ def lut_table(params: dict, in_grid: tuple, out_grid: tuple) -> np.ndarray:
     x = reference.dequantize(q, grid(*in_grid)).astype(np.float32)
     with torch.no_grad():
         y = functions.apply(params, torch.from_numpy(x)).numpy().astype(np.float32)
-    y = np.clip(np.nan_to_num(y, nan=0.0, posinf=3e38, neginf=-3e38), -3e38, 3e38)
+    s, z = np.float32(out_grid[0]), int(out_grid[1])  # beyond the grid's ends: saturate
+    y = np.clip(np.nan_to_num(y, nan=0.0), np.float32(-z - 1) * s, np.float32(256 - z) * s)
     return reference.quantize(y, grid(*out_grid)).astype(np.uint8)
 
 

@@ -39,7 +39,7 @@ def _nearest(x, sh, sw, out):
 
 
 @njit(cache=True, parallel=True)
-def _bilinear(x, hs, ws, out, lo, hi):
+def _bilinear(x, hs, ws, out, qmin, qmax):
     # hs/ws: (lower index, upper index, upper weight) per output row / column
     h_lo, h_hi, h1 = hs
     w_lo, w_hi, w1 = ws
@@ -57,7 +57,7 @@ def _bilinear(x, hs, ws, out, lo, hi):
                 bottom = wa * np.float32(x[b, h_hi[i], w_lo[j], c]) + \
                     wb * np.float32(x[b, h_hi[i], w_hi[j], c])
                 y = np.rint(ha * top + hb * bottom)
-                out[b, i, j, c] = min(max(y, lo), hi)
+                out[b, i, j, c] = min(max(y, qmin), qmax)
 
 
 def upsample2d(x, scale, mode: str = "nearest", align_corners: bool = False) -> np.ndarray:

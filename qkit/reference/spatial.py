@@ -32,10 +32,10 @@ def bilinear_weights(n_in: int, scale: int, align_corners: bool):
     else:
         src = np.maximum(np.float32(1 / scale) * (dst + np.float32(0.5)) - np.float32(0.5),
                          np.float32(0))
-    lo = np.minimum(src.astype(np.int64), n_in - 1)
-    hi = np.minimum(lo + 1, n_in - 1)
-    w_hi = (src - lo.astype(np.float32)).astype(np.float32)
-    return lo, hi, w_hi
+    below = np.minimum(src.astype(np.int64), n_in - 1)
+    above = np.minimum(below + 1, n_in - 1)
+    w_hi = (src - below.astype(np.float32)).astype(np.float32)
+    return below, above, w_hi
 
 
 def upsample2d(x, scale, mode: str = "nearest", align_corners: bool = False) -> np.ndarray:
