@@ -208,7 +208,7 @@ def _fold_pads(ops: list[Op], output: str) -> list[Op]:
 
 def summary(ops: list[Op]) -> str:
     """One line per traced operation: what it is, its weights and what was fused into it."""
-    lines = [f"{'#':>2}  {'op':<10}{'name':<24}{'weights':<18}fused / function"]
+    lines = [f"{'#':>2}  {'op':<8}{'name':<24}{'weights':<18}fused"]
     for i, op in enumerate(ops):
         w = op.params.get("weight")
         shape = "x".join(map(str, w.shape)) if w is not None else ""
@@ -216,7 +216,7 @@ def summary(ops: list[Op]) -> str:
                          + ([op.activation] if op.activation else []))
         if op.kind == "lut":
             fused = functions.describe(op.params)
-        lines.append(f"{i:>2}  {op.kind:<10}{op.name:<24}{shape:<18}{fused}".rstrip())
+        lines.append(f"{i:>2}  {op.kind:<8}{op.name:<24}{shape:<18}{fused}".rstrip())
     return "\n".join(lines)
 
 
