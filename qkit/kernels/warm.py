@@ -8,6 +8,7 @@ import numpy as np
 from qkit.core.qparams import QParams
 from qkit.kernels import loops
 from qkit.kernels.conv import conv2d
+from qkit.kernels.elementwise import lut, qmul
 from qkit.kernels.gemm import (
     gemm,
     gemm_codebook,
@@ -22,6 +23,7 @@ from qkit.kernels.pooling import avgpool2d, maxpool2d, qadd
 from qkit.kernels.qconv import qconv2d
 from qkit.kernels.quantization import dequantize, quantize
 from qkit.kernels.requantization import requantize_fixed, requantize_float
+from qkit.kernels.spatial import pad2d, upsample2d
 
 GRIDS = ((0, 255), (-128, 127))  # (qmin, qmax) of uint8 and int8 outputs
 
@@ -40,7 +42,7 @@ def warmup(progress: bool = False) -> None:
         name = np.dtype(dt).name
         steps += [(f"GEMMs, {name} inputs", lambda a=a, w=w: _gemms(rng, a, w)),
                   (f"convolutions, {name} inputs", lambda a=a, w=w: _convs(a, w)),
-                  (f"pooling and add, {name}", lambda p=p: _pools(p))]
+                  (f"pooling, add and layer ops, {name}", lambda p=p: _pools(p))]
     steps += [("quantize and requantize", lambda: _quantization(rng)),
               ("portable loops", _loops)]
     bar = tqdm(steps, desc="compiling qkit kernels", disable=not progress)
@@ -53,6 +55,11 @@ def _pools(p) -> None:
     maxpool2d(p, 2)
     avgpool2d(p, 2)
     qadd(p, 1, 0.5, p, 2, 0.25, 3, qmin=0, qmax=255)
+    lut(p, np.arange(256).astype(p.dtype))  # the converter's layers (qkit.engine.elementwise)
+    qmul(p, 1, p[:, :1, :1], 2, 0.01, 3, 0, 255)
+    pad2d(p, (0, 1, 0, 1), 1)
+    upsample2d(p, 2, "nearest")
+    upsample2d(p, 2, "bilinear")
 
 
 def _loops() -> None:
