@@ -14,6 +14,8 @@ check that both give the same integers at every layer.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from qkit import kernels
@@ -21,7 +23,7 @@ from qkit.core.checks import check_float_array
 from qkit.core.metrics import quantized_bytes
 from qkit.core.observers import OBSERVERS
 from qkit.core.qparams import QParams, activation_range, qparams_from_range, qparams_from_tensor
-from qkit.engine import adaround, elementwise, ranges
+from qkit.engine import adaround, elementwise, export, ranges
 from qkit.engine.equalize import equalize
 from qkit.engine.floatrun import PASS_THROUGH, run_float
 from qkit.engine.graph import Op, trace
@@ -270,6 +272,20 @@ class IntegerModel:
         """Float in, float out; integers in between. Maps come back NCHW, like the input."""
         y = self.dequantize_output(self.run(self.quantize_input(x), backend))
         return np.ascontiguousarray(y.transpose(0, 3, 1, 2)) if y.ndim == 4 else y
+
+    def with_int32_bias(self) -> IntegerModel:
+        """A copy whose conv and linear biases are rounded to whole steps of ``s_x * s_w``:
+        the int32 bias of ONNX's QLinearConv, which `to_onnx` writes. Its integers equal ONNX
+        Runtime's wherever ``|acc + bias| < 2**24`` (float32 holds those integers exactly)."""
+        im = copy.copy(self)
+        im.layers = {k: dict(L, bias_q=export.int32_bias(L, k).astype(np.float32), bound={})
+                     if "bias_q" in L else L for k, L in self.layers.items()}
+        return im
+
+    def to_onnx(self, path=None, all_outputs: bool = False):
+        """This model as a standard ONNX model (`qkit.engine.export.to_onnx`), saved to
+        ``path`` if given; ONNX Runtime computes `with_int32_bias`'s integers with it."""
+        return export.to_onnx(self, path, all_outputs)
 
     def size_bytes(self) -> int:
         """Weights at their bit width, plus float32 scales and biases."""
