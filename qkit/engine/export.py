@@ -279,6 +279,56 @@ def onnx_layout(im, name: str, q: np.ndarray) -> np.ndarray:
     return q
 
 
+def compare_onnxruntime(im, x, exact: bool = True) -> dict:
+    """Export ``im``, run it in ONNX Runtime on float NCHW ``x`` and compare every layer's
+    uint8 tensor with `IntegerModel.with_int32_bias` on qkit's kernels: ``{kind: (values that
+    differ, values)}`` summed over the layers of each kind, plus ``"output"`` (the float
+    outputs)."""
+    twin = im.with_int32_bias()
+    ours = twin.run(twin.quantize_input(x), keep=True)
+    theirs = run_onnxruntime(im.to_onnx(all_outputs=True), x, exact=exact)
+    counts: dict = {}
+    for op in im.ops:
+        q = onnx_layout(im, op.name, ours[op.name])
+        if theirs[op.name].shape != q.shape or theirs[op.name].dtype != np.uint8:
+            raise AssertionError(f"layer {op.name}: ONNX Runtime gave "
+                                 f"{theirs[op.name].dtype} {theirs[op.name].shape}, qkit "
+                                 f"uint8 {q.shape}")
+        bad, total = counts.get(op.kind, (0, 0))
+        counts[op.kind] = (bad + int((theirs[op.name] != q).sum()), total + q.size)
+    y = twin.dequantize_output(ours[im.output])
+    y = onnx_layout(im, im.output, y) if y.ndim == 4 else y
+    counts["output"] = (int((theirs["output"] != y).sum()), y.size)
+    return counts
+
+
+def bias_rounding(im, x) -> dict:
+    """What rounding the bias to int32 does, layer by layer: each conv and linear layer of
+    ``im`` and of `IntegerModel.with_int32_bias` run on the same input (the twin's values on
+    float NCHW ``x``); ``{layer: (largest difference in steps, values that differ, values)}``."""
+    from qkit import kernels
+
+    twin = im.with_int32_bias()
+    vals = twin.run(twin.quantize_input(x), keep=True)
+    out = {}
+    for op in im.ops:
+        if op.kind not in ("conv", "linear"):
+            continue
+        ys = []
+        for m in (im, twin):
+            L, p = m.layers[op.name], op.params
+            args = (m.act[op.inputs[0]][1], L["mult"], m.act[op.name][1], L["qmin"],
+                    L["qmax"], L["bias_q"])
+            if op.kind == "conv":
+                ys.append(kernels.qconv2d(vals[op.inputs[0]], L["w_q"], *args, p["stride"],
+                                          p["padding"], p["dilation"], p["groups"]))
+            else:
+                ys.append(kernels.qlinear(vals[op.inputs[0]], L["w_q"], *args))
+        d = np.abs(ys[0].astype(np.int32) - ys[1])
+        out[op.name] = (int(d.max(initial=0)), int((d > 0).sum()), d.size)
+    return out
+
+
 def run_onnxruntime(model, x, threads: int = 1, exact: bool = True) -> dict:
     """Run an ONNX model (``ModelProto`` or path) on float input ``x`` in ONNX Runtime's CPU
     provider; every graph output by name (layers' uint8 tensors are NCHW).

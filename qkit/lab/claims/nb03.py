@@ -119,3 +119,101 @@ def _cpus():
     return measured(differ["pairs16"] > 0 and min(differ.values()) == 0,
                     f"exact int32 vs AVX2's saturating pairs: {differ} of {size} outputs differ "
                     f"from this CPU's PyTorch")
+
+
+@claim("03", "and so does qkit's converter (qkit.engine.elementwise.lut_table): at run time the "
+             "layer is one table read per value, with no float arithmetic at all. Each entry is "
+             "the float function rounded onto the output grid, so it is within half an output "
+             "step of the function wherever the grid reaches that far (beyond its ends the "
+             "table saturates).")
+def _tables():
+    from qkit import kernels
+    from qkit.engine.functions import FUNCTIONS
+    from qkit.topics.arithmetic import activation_table
+
+    worst, ends, reads = 0.0, True, True
+    rng = np.random.default_rng(0)
+    fns = [f for f in FUNCTIONS if f not in ("scalar", "identity")]
+    for fn in fns:
+        for in_range in ((-8.0, 8.0), (-3.0, 1.0), (-0.5, 6.0)):
+            t = activation_table(fn, in_range=in_range)
+            worst = max(worst, t["max_error_steps"])
+            s, z = t["out_grid"]
+            beyond = t["y_float"] > s * (255 - z)
+            below = t["y_float"] < s * (0 - z)
+            ends &= bool((t["table"][beyond] == 255).all() and (t["table"][below] == 0).all())
+            x = rng.integers(0, 256, (2, 5, 5, 3)).astype(np.uint8)
+            reads &= bool((kernels.lut(x, t["table"]) == t["table"][x]).all())
+    return measured(worst <= 0.5 and ends and reads,
+                    f"{len(fns)} functions x 3 input ranges: largest error {worst:.4f} output "
+                    f"steps; saturated entries at 0/255: {ends}; the kernel is a table read: "
+                    f"{reads}")
+
+
+@claim("03", "The table also shows what 8 bits cost here: SiLU's 127 negative input codes share "
+             "just 10 outputs, because the function barely moves there while the output grid "
+             "must also reach +8.")
+def _silu_negative():
+    from qkit.topics.arithmetic import activation_table
+
+    t = activation_table("silu", in_range=(-8.0, 8.0))
+    z = t["in_grid"][1]
+    negative = t["table"][:z]
+    spread = float(np.ptp(t["y_float"][:z]))
+    return measured(z == 127 and np.unique(negative).size == 10 and spread < 0.3
+                    and t["y_float"].max() > 7.9,
+                    f"{z} negative codes, {np.unique(negative).size} distinct outputs; SiLU moves "
+                    f"{spread:.3f} over them and reaches {t['y_float'].max():.2f}")
+
+
+@cache
+def _onnx():
+    """The notebook's cell: calibrate on 256 training images, compare on the next 64."""
+    from qkit import data
+    from qkit.engine import IntegerModel, export
+    from qkit.models import mnist_cnn
+
+    x = mnist_cnn.to_input(data.mnist5k()["x_train"][:320]).numpy()
+    im = IntegerModel.from_float(mnist_cnn.load(), x[:256], "w8a8-per-channel")
+    return export.compare_onnxruntime(im, x[256:]), export.bias_rounding(im, x[256:])
+
+
+@claim("03", "with_int32_bias() is the qkit model with ONNX's bias, and ONNX Runtime reproduces "
+             "it at every layer of the MNIST CNN:")
+def _onnx_layers():
+    counts = _onnx()[0]
+    differ = sum(b for b, _ in counts.values())
+    return measured(differ == 0 and {"conv", "linear", "maxpool"} <= set(counts),
+                    "values that differ per layer kind: "
+                    + ", ".join(f"{k} {b}/{t}" for k, (b, t) in counts.items()))
+
+
+@claim("03", "Rounding the bias moves a layer's output by at most one step, and rarely (for "
+             "fewer than 1 % of the values here): export.bias_rounding runs each layer both "
+             "ways on the same input and counts them.")
+def _bias_rounding():
+    rows = _onnx()[1]
+    largest = max(r[0] for r in rows.values())
+    share = max(r[1] / r[2] for r in rows.values())
+    return measured(largest <= 1 and 0 < share < 0.01,
+                    f"largest difference {largest} step; at most {share:.2%} of a layer's values "
+                    f"moved")
+
+
+@claim("03", "Activations on uint8 are 256-entry tables, each entry within half an output step "
+             "of the float function.")
+def _tables_takeaway():
+    return _tables()
+
+
+@claim("03", "A converted model leaves qkit as a standard ONNX file; ONNX Runtime computes the "
+             "same integers once the bias is rounded to int32, as ONNX defines it.")
+def _onnx_takeaway():
+    import onnx
+
+    from qkit.engine import IntegerModel
+    from qkit.lab.claims.shared import mnist
+
+    model, calib, _, _ = mnist()
+    onnx.checker.check_model(IntegerModel.from_float(model, calib[:32]).to_onnx())
+    return _onnx_layers()

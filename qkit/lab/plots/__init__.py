@@ -16,6 +16,7 @@ from qkit.lab.plots.models import (
     ste_staircase,
 )
 from qkit.lab.plots.signals import (
+    activation_table,
     channel_ranges,
     error_histogram,
     fixed_point_difference,
@@ -26,7 +27,8 @@ from qkit.lab.plots.signals import (
     weights_and_error,
 )
 
-__all__ = ["allocation", "formats", "channel_ranges", "channel_smoothing", "energy_bars",
+__all__ = ["activation_table", "allocation", "formats", "channel_ranges",
+           "channel_smoothing", "energy_bars",
            "error_histogram", "fixed_point_difference", "grid_levels", "image_and_error",
            "layer_sqnr_bars", "layer_sqnr_lines", "observer_clips", "qat_curves",
            "range_mapping", "sensitivity_bars", "speed_bars", "sqnr_curve", "ste_staircase",

@@ -150,3 +150,24 @@ def fixed_point_difference(sweep: dict, ax=None):
                  "point minus exact rounding", xlabel="accumulator", ylabel="difference")
     ax.figure.tight_layout()
     return {"max_diff": sweep["max_diff"]}
+
+
+def activation_table(t: dict, axes=None):
+    """A lookup-table activation (`qkit.topics.arithmetic.activation_table`): the table itself
+    (uint8 in, uint8 out) and its error against the float function, in output steps."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+    ax, err = axes
+    ax.plot(t["q"], t["table"], ".", ms=3)
+    ax.set(title=f"{t['fn']}: the 256 entries ({t['distinct']} distinct outputs)",
+           xlabel=f"input code q (scale {t['in_grid'][0]:.4g}, zero point {t['in_grid'][1]})",
+           ylabel=f"T[q] (scale {t['out_grid'][0]:.4g}, zero point {t['out_grid'][1]})")
+    steps = (t["y_table"] - t["y_float"]) / t["out_grid"][0]
+    err.plot(t["x"], steps, ".", ms=3)
+    err.axhline(0.5, color="0.6", lw=0.8, ls="--")
+    err.axhline(-0.5, color="0.6", lw=0.8, ls="--")
+    err.set(title=f"table minus float {t['fn']}: within {t['max_error_steps']:.2f} steps"
+                  + (f" ({t['saturated']} beyond the grid)" if t["saturated"] else ""),
+            xlabel="input value", ylabel="output steps")
+    ax.figure.tight_layout()
+    return {"distinct": t["distinct"], "max_error_steps": t["max_error_steps"]}
