@@ -31,7 +31,8 @@ from qkit.reference.spatial import bilinear_weights
 OPSET = 21  # ONNX Runtime 1.20 and newer run it
 
 
-def _onnx():
+def require_onnx():
+    """The onnx package, or an ImportError that says how to install it."""
     try:
         import onnx
     except ImportError as err:  # pragma: no cover - onnx is in the lab/test extras
@@ -80,7 +81,7 @@ class _Graph:
 def to_onnx(im, path=None, all_outputs: bool = False):
     """``im`` (an `IntegerModel`) as an ``onnx.ModelProto``, saved to ``path`` if given.
     The input is float NCHW of the calibration images' shape (any batch size)."""
-    onnx = _onnx()
+    onnx = require_onnx()
     shapes = getattr(im, "shapes", None)
     if not shapes:
         raise ValueError("im must be a calibrated IntegerModel (IntegerModel.from_float)")
@@ -329,7 +330,8 @@ def bias_rounding(im, x) -> dict:
     return out
 
 
-def run_onnxruntime(model, x, threads: int = 1, exact: bool = True) -> dict:
+def run_onnxruntime(model, x, threads: int = 1, exact: bool = True,
+                    input_name: str = "input") -> dict:
     """Run an ONNX model (``ModelProto`` or path) on float input ``x`` in ONNX Runtime's CPU
     provider; every graph output by name (layers' uint8 tensors are NCHW).
 
@@ -344,11 +346,12 @@ def run_onnxruntime(model, x, threads: int = 1, exact: bool = True) -> dict:
                           "'qkit[onnx]'") from err
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = opts.inter_op_num_threads = threads
+    opts.log_severity_level = 3  # errors only: not the optimizer's notes on unused constants
     if exact:
         opts.add_session_config_entry("session.x64quantprecision", "1")
     data = str(model) if isinstance(model, str) or hasattr(model, "__fspath__") else \
         model.SerializeToString()
     sess = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
-    return dict(zip(names, sess.run(names, {"input": np.asarray(x, np.float32)}),
+    return dict(zip(names, sess.run(names, {input_name: np.asarray(x, np.float32)}),
                     strict=True))

@@ -23,7 +23,7 @@ from qkit.core.checks import check_float_array
 from qkit.core.metrics import quantized_bytes
 from qkit.core.observers import OBSERVERS
 from qkit.core.qparams import QParams, activation_range, qparams_from_range, qparams_from_tensor
-from qkit.engine import adaround, elementwise, export, ranges
+from qkit.engine import adaround, elementwise, export, ortmath, qdq, ranges
 from qkit.engine.equalize import equalize
 from qkit.engine.floatrun import PASS_THROUGH, run_float
 from qkit.engine.graph import Op, trace
@@ -52,6 +52,13 @@ class IntegerModel:
         im.calibrate(calibration, batch)
         im.quantize_weights()
         return im
+
+    @classmethod
+    def from_onnx(cls, model) -> IntegerModel:
+        """A QDQ ONNX model (``ModelProto`` or path, from ONNX Runtime's ``quantize_static``)
+        on qkit's kernels with ONNX Runtime's integers: its grids, weights and int32 biases as
+        they are, nothing recalibrated (`qkit.engine.qdq`)."""
+        return qdq.read(model, cls)
 
     @classmethod
     def from_learned(cls, ops: list[Op], output: str, calibration, scheme: Scheme,
@@ -246,6 +253,8 @@ class IntegerModel:
             return bound(x)
         if op.kind in elementwise.KINDS:
             return elementwise.step(op, vals, self.act, self.layers[op.name], b)
+        if op.kind in ortmath.KINDS:  # read from ONNX: ONNX Runtime's arithmetic (NumPy)
+            return ortmath.step(op, vals, self.act)
         if op.kind == "maxpool":
             return b.maxpool2d(x, op.params["kernel"], op.params["stride"])
         if op.kind == "avgpool":
