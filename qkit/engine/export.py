@@ -102,8 +102,10 @@ def to_onnx(im, path=None, all_outputs: bool = False):
                                              ["N", *shapes[op.name]]) for op in im.ops]
     graph = h.make_graph(g.nodes, "qkit", [h.make_tensor_value_info(
         "input", onnx.TensorProto.FLOAT, in_shape)], outputs, g.inits)
-    model = h.make_model(graph, opset_imports=[h.make_opsetid("", OPSET)],
-                         producer_name="qkit", ir_version=10)
+    opsets = [h.make_opsetid("", OPSET)]
+    if any(n.domain == "com.microsoft" for n in g.nodes):
+        opsets.append(h.make_opsetid("com.microsoft", 1))
+    model = h.make_model(graph, opset_imports=opsets, producer_name="qkit", ir_version=10)
     onnx.checker.check_model(model)
     if path is not None:
         onnx.save(model, str(path))
@@ -133,7 +135,27 @@ def _write(g: _Graph, im, op) -> None:
         g.node("Flatten", [x], out=name, axis=1)
     elif op.kind == "unflatten":
         g.node("Reshape", [x, g.const([0, -1, 1, 1], np.int64)], out=name)
-    elif op.kind == "add":
+    elif op.kind in ("add", "mul", "lut", "concat", "pad"):
+        _elementwise(g, im, op)
+    elif op.kind == "upsample":
+        _upsample(g, im, op)
+    elif op.kind in ("ort_add", "ort_avgpool"):  # read from ONNX: ONNX Runtime's own ops
+        ins = [v for i in op.inputs for v in (i, g.const(np.float32(act[i][0]), np.float32),
+                                              g.const(np.uint8(act[i][1]), np.uint8))]
+        ins += [g.const(np.float32(sy), np.float32), g.const(np.uint8(zy), np.uint8)]
+        kind = "QLinearAdd" if op.kind == "ort_add" else "QLinearGlobalAveragePool"
+        extra = {} if op.kind == "ort_add" else {"channels_last": 0}
+        g.node(kind, ins, out=name, domain="com.microsoft", **extra)
+    else:
+        raise ValueError(f"op {name}: kind {op.kind!r} cannot be written to ONNX")
+
+
+def _elementwise(g: _Graph, im, op) -> None:
+    """add, mul, lut, concat and pad: float32 steps, tables and uint8 operators."""
+    act, name = im.act, op.name
+    x = op.inputs[0]
+    sy, zy = act[name]
+    if op.kind == "add":
         L = im.layers[name]
         fa = g.node("Mul", [g.to_float(x, act[x][1]), g.const(L["ma"], np.float32)])
         b = op.inputs[1]
@@ -161,10 +183,6 @@ def _write(g: _Graph, im, op) -> None:
         g.node("Pad", [x, g.const([0, 0, t, left, 0, 0, b, r], np.int64),
                        g.const(np.uint8(im.layers[name]["value"]), np.uint8)], out=name,
                mode="constant")
-    elif op.kind == "upsample":
-        _upsample(g, im, op)
-    else:
-        raise ValueError(f"op {name}: kind {op.kind!r} cannot be written to ONNX")
 
 
 def _pair(v) -> list[int]:
@@ -331,9 +349,10 @@ def bias_rounding(im, x) -> dict:
 
 
 def run_onnxruntime(model, x, threads: int = 1, exact: bool = True,
-                    input_name: str = "input") -> dict:
+                    input_name: str = "input", dtype=np.float32) -> dict:
     """Run an ONNX model (``ModelProto`` or path) on float input ``x`` in ONNX Runtime's CPU
-    provider; every graph output by name (layers' uint8 tensors are NCHW).
+    provider; every graph output by name (layers' uint8 tensors are NCHW). ``x`` is given
+    to the input ``input_name`` as ``dtype``.
 
     On x86 CPUs without VNNI, ONNX Runtime's default uint8 x int8 kernels add pairs of
     products in int16 (``vpmaddubsw``), which can saturate; ``exact=True`` sets its
@@ -353,5 +372,5 @@ def run_onnxruntime(model, x, threads: int = 1, exact: bool = True,
         model.SerializeToString()
     sess = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
-    return dict(zip(names, sess.run(names, {input_name: np.asarray(x, np.float32)}),
+    return dict(zip(names, sess.run(names, {input_name: np.asarray(x, dtype)}),
                     strict=True))

@@ -23,8 +23,12 @@ from qkit.engine.export import onnx_layout, require_onnx, run_onnxruntime
 from qkit.engine.ops import Op, UnsupportedLayer
 from qkit.engine.scheme import SCHEMES
 
-SUPPORTED_NODES = ("Conv", "Gemm", "MatMul", "MaxPool", "Relu", "Flatten", "GlobalAveragePool",
-                   "Add")
+UNARY = ("Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Gelu", "Elu",
+         "Softplus", "Mish", "Clip", "Neg", "Abs")
+SUPPORTED_NODES = ("Conv", "Gemm", "MatMul", "MaxPool", "Flatten", "Reshape",
+                   "GlobalAveragePool", "Add", *UNARY)
+SHAPE_NODES = ("Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Cast",
+               "ConstantOfShape")  # int64 size arithmetic (x.view(x.size(0), -1))
 
 
 class _Reader:
@@ -42,12 +46,14 @@ class _Reader:
         for n in g.node:
             for i in n.input:
                 self.users.setdefault(i, []).append(n)
-        self.dims = {}
+        self.dims, self.types = {}, {}
         for v in [*g.input, *g.value_info, *g.output]:
             d = v.type.tensor_type.shape.dim
             self.dims[v.name] = tuple(x.dim_value if x.HasField("dim_value") else None
                                       for x in d)
+            self.types[v.name] = v.type.tensor_type.elem_type
         self.graph, self.inputs = g, [i.name for i in g.input if i.name not in self.consts]
+        self.opsets, self.ir_version = list(model.opset_import), model.ir_version
         self.ops, self.act, self.layers, self.shapes = [], {}, {}, {}
         self.qname = {}  # QuantizeLinear output -> the op whose uint8 value it is
         self.done = set()  # QuantizeLinear nodes folded into the op before them
@@ -134,13 +140,16 @@ def read(model, cls):
     """A ``cls`` (`IntegerModel`) from a QDQ ONNX model (``ModelProto`` or path)."""
     onnx = require_onnx()
     if not hasattr(model, "graph"):
-        model = onnx.load(str(model))
+        try:
+            model = onnx.load(str(model))
+        except Exception as err:  # a missing, truncated or foreign file
+            raise ValueError(f"model {str(model)!r} is not a readable ONNX file: {err}") from err
     r = _Reader(model)
     if len(r.inputs) != 1:
         raise UnsupportedLayer(f"the model must have one input, got {r.inputs}")
     for node in r.graph.node:
         if node.op_type in ("DequantizeLinear", "Constant") or \
-                (node.name or node.output[0]) in r.done:
+                (node.name or node.output[0]) in r.done or _is_shape_arithmetic(r, node):
             continue
         _node(r, node)
     outs = [o.name for o in r.graph.output]
@@ -182,11 +191,15 @@ def _node(r: _Reader, node) -> None:
         r.add(Op("maxpool", name, [r.activation(node.input[0], node)],
                  {"kernel": k, "stride": tuple(attrs.get("strides", k))}), q, dims)
         _same_grid(r, node, name)
-    elif t in ("Relu", "Flatten"):
-        if t == "Flatten" and attrs.get("axis", 1) != 1:
-            raise UnsupportedLayer(f"node {node.name}: only Flatten(axis=1) is supported")
-        r.add(Op(t.lower(), name, [r.activation(node.input[0], node)]), q, dims)
+    elif t in ("Flatten", "Reshape"):
+        if (t == "Flatten" and attrs.get("axis", 1) != 1) or \
+                (t == "Reshape" and len(r.dims.get(node.output[0], ())) != 2):
+            raise UnsupportedLayer(f"node {node.name} ({t}): only a flatten to (N, features) "
+                                   "is supported")
+        r.add(Op("flatten", name, [r.activation(node.input[0], node)]), q, dims)
         _same_grid(r, node, name)
+    elif t in UNARY:
+        _unary(r, node, q, name, dims)
     elif t == "GlobalAveragePool":
         r.add(Op("ort_avgpool", name, [r.activation(node.input[0], node)]), q, dims)
     else:  # Add of two activations
@@ -194,6 +207,41 @@ def _node(r: _Reader, node) -> None:
         if len(ins) != 2:
             raise UnsupportedLayer(f"node {node.name}: Add needs two activations")
         r.add(Op("ort_add", name, ins), q, dims)
+
+
+def _is_shape_arithmetic(r: _Reader, node) -> bool:
+    """A node that computes sizes (int64) for a Reshape, not values."""
+    return node.op_type in SHAPE_NODES and all(r.types.get(o) == 7 for o in node.output)
+
+
+def _unary(r: _Reader, node, q, name, dims) -> None:
+    """A one-input float operator between a DequantizeLinear and a QuantizeLinear: its 256
+    possible outputs computed once by ONNX Runtime itself (the same DQ -> op -> Q group as a
+    model of its own, on the 256 codes), then run as a qkit lookup table."""
+    onnx = require_onnx()
+    h = onnx.helper
+    src = r.activation(node.input[0], node)
+    (sx, zx), (sy, zy) = r.act[src], r.grid(q)
+    consts = [onnx.numpy_helper.from_array(np.asarray(v, d), n) for n, v, d in (
+        ("sx", sx, np.float32), ("zx", zx, np.uint8), ("sy", sy, np.float32),
+        ("zy", zy, np.uint8))]
+    extra = [i for i in node.input[1:] if i]
+    for i in extra:
+        if i not in r.consts:
+            raise UnsupportedLayer(f"node {node.name} ({node.op_type}): input {i!r} must be a "
+                                   "constant")
+        consts.append(onnx.numpy_helper.from_array(np.asarray(r.consts[i]), i))
+    op = h.make_node(node.op_type, ["f", *node.input[1:]], ["g"], domain=node.domain,
+                     **{a.name: _attr(a) for a in node.attribute})
+    graph = h.make_graph([h.make_node("DequantizeLinear", ["q", "sx", "zx"], ["f"]), op,
+                          h.make_node("QuantizeLinear", ["g", "sy", "zy"], ["y"])], "table",
+                         [h.make_tensor_value_info("q", onnx.TensorProto.UINT8, [256])],
+                         [h.make_tensor_value_info("y", onnx.TensorProto.UINT8, [256])], consts)
+    opsets = [h.make_opsetid(o.domain, o.version) for o in r.opsets]
+    table = run_onnxruntime(h.make_model(graph, opset_imports=opsets, ir_version=r.ir_version),
+                            np.arange(256, dtype=np.uint8), input_name="q", dtype=np.uint8)["y"]
+    r.add(Op("lut", name, [src], {"fn": node.op_type.lower(), "onnx": True}), q, dims)
+    r.layers[name] = {"table": table.astype(np.uint8), "lut_bytes": 256}
 
 
 def _same_grid(r: _Reader, node, name) -> None:
