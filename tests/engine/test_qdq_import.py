@@ -199,3 +199,60 @@ def test_ort_arithmetic_kernels_keep_shapes_and_saturate():
     assert qlinear_add(a, 0, 1.0, a, 0, 1.0, 1.0, 0).max() == 255  # saturates, no wrap
     assert qlinear_add(a, 0, 1.0, a, 0, 1.0, 1.0, 0).shape == a.shape
     assert qlinear_global_avgpool(a, 0, 1.0, 1.0, 0).shape == (1, 1, 1, 3)
+
+
+def _single(node_type, inputs, consts, out_shape, **attrs):
+    from onnx import TensorProto as T
+    from onnx import helper as h
+
+    ins = [h.make_tensor_value_info(n, T.UINT8, list(v.shape)) for n, v in inputs.items()]
+    inits = [onnx.numpy_helper.from_array(np.asarray(v, d), n) for n, (v, d) in consts.items()]
+    node = h.make_node(node_type, attrs.pop("order"), ["y"], domain="com.microsoft", **attrs)
+    g = h.make_graph([node], "g", ins, [h.make_tensor_value_info("y", T.UINT8, None)], inits)
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 21), h.make_opsetid("com.microsoft", 1)],
+                     ir_version=10)
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, inputs)[0]
+
+
+def test_qlinear_add_is_onnxruntimes_on_random_grids():
+    rng = np.random.default_rng(0)
+    f32 = np.float32
+    fused = unfused = total = 0
+    for _ in range(300):
+        a, b = (rng.integers(0, 256, (2, 7, 5, 13)).astype(np.uint8) for _ in range(2))
+        sa, sb, sy = (f32(10 ** rng.uniform(-3, 0)) for _ in range(3))
+        za, zb, zy = (int(rng.integers(0, 256)) for _ in range(3))
+        y = _single("QLinearAdd", {"a": a, "b": b},
+                    {"sa": (sa, f32), "za": (za, np.uint8), "sb": (sb, f32),
+                     "zb": (zb, np.uint8), "sy": (sy, f32), "zy": (zy, np.uint8)}, a.shape,
+                    order=["a", "sa", "za", "b", "sb", "zb", "sy", "zy"])
+        fused += int((qlinear_add(a, za, sa, b, zb, sb, sy, zy) != y).sum())
+        ra, rb = f32(sa / sy), f32(sb / sy)
+        fixed = f32(f32(zy) - f32(f32(ra * f32(za)) + f32(rb * f32(zb))))
+        plain = f32(f32(a.astype(f32) * ra) + f32(f32(b.astype(f32) * rb) + fixed))
+        unfused += int((np.clip(np.rint(plain), 0, 255).astype(np.uint8) != y).sum())
+        total += y.size
+    print(f"QLinearAdd: fused model {fused}, separate multiply-add {unfused} of {total}")
+    assert fused == 0 and unfused > 0
+
+
+def test_qlinear_global_avgpool_is_onnxruntimes_on_random_grids():
+    rng = np.random.default_rng(1)
+    f32 = np.float32
+    bad = total = 0
+    for _ in range(200):
+        c, hh, ww = (int(v) for v in rng.integers(1, [40, 15, 15]))
+        x = rng.integers(0, 256, (2, c, hh, ww)).astype(np.uint8)
+        sx, sy = f32(10 ** rng.uniform(-3, 0)), f32(10 ** rng.uniform(-3, 0))
+        if not 2 ** -32 <= sx / (sy * hh * ww) < 256:  # ONNX Runtime refuses these
+            continue
+        zx, zy = int(rng.integers(0, 256)), int(rng.integers(0, 256))
+        y = _single("QLinearGlobalAveragePool", {"x": x},
+                    {"sx": (sx, f32), "zx": (zx, np.uint8), "sy": (sy, f32),
+                     "zy": (zy, np.uint8)}, None, order=["x", "sx", "zx", "sy", "zy"],
+                    channels_last=0)
+        ours = qlinear_global_avgpool(x.transpose(0, 2, 3, 1), zx, sx, sy, zy)
+        bad += int((ours.transpose(0, 3, 1, 2) != y.reshape(2, c, 1, 1)).sum())
+        total += y.size
+    assert bad == 0 and total > 1000
