@@ -46,6 +46,11 @@ class _Graph:
     def _layer(self, op, x):  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def to_onnx(self, path=None, all_outputs: bool = False):
+        raise NotImplementedError(
+            f"{type(self).__name__} quantizes at run time or keeps float activations; only an "
+            "IntegerModel (IntegerModel.from_float, static W8A8 / W4A8) is written as ONNX")
+
     def __call__(self, x) -> np.ndarray:
         import torch
 

@@ -155,6 +155,11 @@ class FormatModel:
             return F.conv2d(xt, w, b, p["stride"], p["padding"], p["dilation"], p["groups"])
         return F.linear(xt, w, b)
 
+    def to_onnx(self, path=None, all_outputs: bool = False):
+        raise NotImplementedError(
+            "a FormatModel computes the formats' values in float32 (fake quantization); only an "
+            "IntegerModel (IntegerModel.from_float) is written as ONNX")
+
     def __call__(self, x) -> np.ndarray:
         import torch
 

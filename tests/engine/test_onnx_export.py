@@ -193,3 +193,21 @@ def test_onnxruntime_default_settings_on_this_cpu(converted):
         pytest.skip(f"{name}: no VNNI here; ONNX Runtime's default kernels missed "
                     f"{sum(bad.values())} of {sum(total.values())} values")
     assert sum(bad.values()) == 0, (name, bad)
+
+
+def test_mlp_on_features_exports():
+    m = torch.nn.Sequential(torch.nn.Linear(20, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4),
+                            torch.nn.Hardswish()).eval()
+    x = torch.randn(40, 20, generator=torch.Generator().manual_seed(0)).numpy()
+    bad, total = agreement(IntegerModel.from_float(m, x[:32]), x[32:])
+    assert sum(bad.values()) == 0 and set(total) == {"input", "linear", "lut", "output"}
+
+
+def test_models_without_static_grids_say_what_exports(models):
+    from qkit.engine.dynamic import DynamicModel, WeightOnlyModel
+    from qkit.engine.formats import FORMAT_SCHEMES, FormatModel
+
+    for made in (DynamicModel(models[0]), WeightOnlyModel(models[0]),
+                 FormatModel(models[0], next(iter(FORMAT_SCHEMES.values())))):
+        with pytest.raises(NotImplementedError, match="IntegerModel"):
+            made.to_onnx()
