@@ -2,6 +2,8 @@
 
     bench              measure qkit's integer kernels against NumPy and PyTorch (qkit.studies.bench)
     claims [NN]        measure the notebooks' claims, say whether each holds (qkit.lab.claims)
+    doctor             the CPU, its SIMD features, the kernel family chosen and why
+                       (QKIT_ISA=avx512vnni|avx2|plain overrides it; qkit.studies.doctor)
     eval               accuracy / size / latency table of real models (qkit.studies.eval_cli)
     exercises          run every exercise checker against its reference solution
     grade DIR [--csv F]  tabulate submitted notebooks / result files (qkit.lab.grading)
@@ -19,6 +21,7 @@ from __future__ import annotations
 import sys
 
 COMMANDS = {"bench": "qkit.studies.bench", "claims": "qkit.lab.claims",
+            "doctor": "qkit.studies.doctor",
             "eval": "qkit.studies.eval_cli", "grade": "qkit.lab.grading",
             "instructor-pages": "qkit.lab.instructors", "precompute": "qkit.studies.results",
             "student-edition": "qkit.lab.editions"}
