@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from qkit.core.qparams import activation_range
 from qkit.engine.elementwise import concat_axis
 from qkit.reference.spatial import bilinear_weights
 
@@ -160,7 +161,7 @@ def _elementwise(g: _Graph, im, op) -> None:
         fa = g.node("Mul", [g.to_float(x, act[x][1]), g.const(L["ma"], np.float32)])
         b = op.inputs[1]
         fb = g.node("Mul", [g.to_float(b, act[b][1]), g.const(L["mb"], np.float32)])
-        qmin, qmax = _range(op, sy, zy)
+        qmin, qmax = activation_range(op.activation, sy, zy, 0, 255)
         g.requantize(g.node("Add", [fa, fb]), zy, qmin, qmax, out=name)
     elif op.kind == "mul":
         b = op.inputs[1]
@@ -187,11 +188,6 @@ def _elementwise(g: _Graph, im, op) -> None:
 
 def _pair(v) -> list[int]:
     return [int(v), int(v)] if np.ndim(v) == 0 else [int(a) for a in v]
-
-
-def _range(op, scale, zero_point) -> tuple[int, int]:
-    from qkit.core.qparams import activation_range
-    return activation_range(op.activation, scale, zero_point, 0, 255)
 
 
 def int32_bias(layer: dict, name: str) -> np.ndarray:
@@ -224,12 +220,7 @@ def _conv(g: _Graph, im, op) -> None:
 
 def _linear(g: _Graph, im, op) -> None:
     L, x = im.layers[op.name], op.inputs[0]
-    w = L["w_q"]
-    src = next(o for o in im.ops if o.name == x)
-    chw = im.shapes.get(src.inputs[0]) if src.kind == "flatten" else None
-    if chw is not None and len(chw) == 3:  # the engine's HWC column order -> ONNX's CHW
-        c, h, wd = chw
-        w = w.reshape(-1, h, wd, c).transpose(0, 3, 1, 2).reshape(w.shape[0], -1)
+    w = reorder_flattened(L["w_q"], flattened_map(im.ops, im.shapes, x), to="chw")
     acc = g.node("MatMulInteger", [x, g.const(np.ascontiguousarray(w.T), np.int8),
                                    g.const(np.uint8(im.act[x][1]), np.uint8)])
     acc = g.node("Add", [acc, g.const(int32_bias(L, op.name), np.int32)])
@@ -284,18 +275,49 @@ def _upsample(g: _Graph, im, op) -> None:
     g.requantize(y, 0, out=op.name)
 
 
+def flattened_map(ops, shapes: dict, name: str):
+    """(C, H, W) of the map that op ``name`` flattens, or None when it is not a flatten of a
+    map: the engine flattens NHWC maps in HWC order, ONNX (and PyTorch) in CHW order."""
+    op = next(o for o in ops if o.name == name)
+    chw = shapes.get(op.inputs[0]) if op.kind == "flatten" else None
+    return tuple(chw) if chw is not None and len(chw) == 3 else None
+
+
+def reorder_flattened(a: np.ndarray, chw, to: str) -> np.ndarray:
+    """The last axis of ``a`` (flattened features, or a linear layer's columns) from the
+    engine's HWC order to ONNX's CHW (``to="chw"``) or back (``to="hwc"``); as is if ``chw``
+    is None."""
+    if chw is None:
+        return a
+    c, h, w = chw
+    if to == "chw":
+        out = a.reshape(-1, h, w, c).transpose(0, 3, 1, 2)
+    else:
+        out = a.reshape(-1, c, h, w).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(out.reshape(a.shape))
+
+
 def onnx_layout(im, name: str, q: np.ndarray) -> np.ndarray:
     """qkit's value of layer ``name`` (NHWC maps; HWC order after a flatten) in the exported
     model's layout (NCHW; CHW order), so the two engines compare element by element."""
     if q.ndim == 4:
         return np.ascontiguousarray(q.transpose(0, 3, 1, 2))
-    op = next(o for o in im.ops if o.name == name)
-    chw = im.shapes.get(op.inputs[0]) if op.kind == "flatten" else None
-    if chw is not None and len(chw) == 3:
-        c, h, w = chw
-        return np.ascontiguousarray(q.reshape(-1, h, w, c).transpose(0, 3, 1, 2)
-                                    .reshape(q.shape[0], -1))
-    return q
+    return reorder_flattened(q, flattened_map(im.ops, im.shapes, name), to="chw")
+
+
+def count_differences(im, ours: dict, theirs: dict) -> dict:
+    """``{kind: (values that differ, values)}`` over ``im``'s layers: qkit's uint8 values
+    ``ours`` (the engine's layout) against ONNX Runtime's ``theirs`` (NCHW)."""
+    counts: dict = {}
+    for op in im.ops:
+        q = onnx_layout(im, op.name, ours[op.name])
+        if theirs[op.name].shape != q.shape or theirs[op.name].dtype != np.uint8:
+            raise AssertionError(f"layer {op.name}: ONNX Runtime gave "
+                                 f"{theirs[op.name].dtype} {theirs[op.name].shape}, qkit "
+                                 f"uint8 {q.shape}")
+        bad, total = counts.get(op.kind, (0, 0))
+        counts[op.kind] = (bad + int((theirs[op.name] != q).sum()), total + q.size)
+    return counts
 
 
 def compare_onnxruntime(im, x, exact: bool = True) -> dict:
@@ -306,15 +328,7 @@ def compare_onnxruntime(im, x, exact: bool = True) -> dict:
     twin = im.with_int32_bias()
     ours = twin.run(twin.quantize_input(x), keep=True)
     theirs = run_onnxruntime(im.to_onnx(all_outputs=True), x, exact=exact)
-    counts: dict = {}
-    for op in im.ops:
-        q = onnx_layout(im, op.name, ours[op.name])
-        if theirs[op.name].shape != q.shape or theirs[op.name].dtype != np.uint8:
-            raise AssertionError(f"layer {op.name}: ONNX Runtime gave "
-                                 f"{theirs[op.name].dtype} {theirs[op.name].shape}, qkit "
-                                 f"uint8 {q.shape}")
-        bad, total = counts.get(op.kind, (0, 0))
-        counts[op.kind] = (bad + int((theirs[op.name] != q).sum()), total + q.size)
+    counts = count_differences(im, ours, theirs)
     y = twin.dequantize_output(ours[im.output])
     y = onnx_layout(im, im.output, y) if y.ndim == 4 else y
     counts["output"] = (int((theirs["output"] != y).sum()), y.size)

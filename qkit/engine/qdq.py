@@ -19,7 +19,13 @@ from __future__ import annotations
 import numpy as np
 
 from qkit import kernels
-from qkit.engine.export import onnx_layout, require_onnx, run_onnxruntime
+from qkit.engine.export import (
+    count_differences,
+    flattened_map,
+    reorder_flattened,
+    require_onnx,
+    run_onnxruntime,
+)
 from qkit.engine.ops import Op, UnsupportedLayer
 from qkit.engine.scheme import SCHEMES
 
@@ -307,13 +313,8 @@ def _linear(r: _Reader, node, q, attrs) -> None:
         raise UnsupportedLayer(f"node {node.name}: per-channel weight scales must be per "
                                "output")
     sw = np.broadcast_to(sw, (w.shape[0],)).astype(np.float32)
-    w = np.ascontiguousarray(w)
-    prev = next(o for o in r.ops if o.name == src)
-    chw = r.shapes.get(prev.inputs[0]) if prev.kind == "flatten" else None
-    if chw is not None and len(chw) == 3:  # ONNX's CHW columns -> the engine's HWC
-        c, h, wd = chw
-        w = np.ascontiguousarray(w.reshape(-1, c, h, wd).transpose(0, 2, 3, 1)
-                                 .reshape(w.shape[0], -1))
+    # ONNX's CHW columns after a flatten -> the engine's HWC
+    w = reorder_flattened(np.ascontiguousarray(w), flattened_map(r.ops, r.shapes, src), "hwc")
     bias = _bias(r, node, 2, w.shape[0]) if node.op_type == "Gemm" else \
         np.zeros(w.shape[0], np.float32)
     r.add(Op("linear", name, [src], {"weight": w.astype(np.float32) * sw[:, None],
@@ -336,13 +337,4 @@ def compare_qdq(model, im, x) -> dict:
             m.graph.output.append(onnx.helper.make_tensor_value_info(
                 op.name, onnx.TensorProto.UINT8, None))
     theirs = run_onnxruntime(m, x, input_name=getattr(im, "input_name", "input"))
-    ours = im.run(im.quantize_input(x), keep=True)
-    counts: dict = {}
-    for op in im.ops:
-        q = onnx_layout(im, op.name, ours[op.name])
-        if theirs[op.name].shape != q.shape:
-            raise AssertionError(f"{op.name}: ONNX Runtime gave {theirs[op.name].shape}, qkit "
-                                 f"{q.shape}")
-        bad, total = counts.get(op.kind, (0, 0))
-        counts[op.kind] = (bad + int((theirs[op.name] != q).sum()), total + q.size)
-    return counts
+    return count_differences(im, im.run(im.quantize_input(x), keep=True), theirs)
