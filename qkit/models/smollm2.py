@@ -104,6 +104,15 @@ def tokenizer():
     return tok
 
 
+@lru_cache(maxsize=2)
+def text_tokens(split: str = "evaluation") -> np.ndarray:
+    """The token ids (int64) of a `qkit.data.wikipedia` split, articles joined by blank lines."""
+    if split not in ("evaluation", "calibration"):
+        raise ValueError(f"split must be 'evaluation' or 'calibration', got {split!r}")
+    text = "\n\n".join(body for _, body in data.wikipedia()[split])
+    return np.asarray(tokenizer().encode(text).ids, dtype=np.int64)
+
+
 def rope(x: torch.Tensor, start: int) -> torch.Tensor:
     """Rotate adjacent pairs ``(x[2i], x[2i+1])`` of each head by ``pos * base^(-2i/64)``."""
     t = x.shape[-2]

@@ -27,6 +27,8 @@ PRODUCERS = {
     "models": "qkit.studies.eval:precompute",
     "transformer": "qkit.studies.transformer:precompute",
     "formats": "qkit.studies.formats:precompute",
+    "llm": "qkit.studies.llm:precompute",
+    "llm_salient": "qkit.studies.llm:precompute_salient",
 }
 
 

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import torch
 
-from qkit import data
+from qkit.models import smollm2
 
 
 @dataclass(frozen=True)
@@ -55,19 +54,9 @@ class Protocol:
                 f"({self.scored:,} tokens), Wikipedia {self.split} split")
 
 
-@lru_cache(maxsize=2)
-def tokens(split: str = "evaluation") -> np.ndarray:
-    """The token ids (int64) of a split's articles joined by blank lines."""
-    from qkit.models import smollm2
-
-    articles = data.wikipedia()[split]
-    text = "\n\n".join(body for _, body in articles)
-    return np.asarray(smollm2.tokenizer().encode(text).ids, dtype=np.int64)
-
-
 def windows(protocol: Protocol) -> np.ndarray:
     """(windows, context) token ids, the first ``windows * context`` tokens of the split."""
-    ids = tokens(protocol.split)
+    ids = smollm2.text_tokens(protocol.split)
     need = protocol.windows * protocol.context
     if need > ids.size:
         raise ValueError(f"windows x context = {need:,} tokens, but the {protocol.split} split "

@@ -1,0 +1,100 @@
+"""SmolLM2 in low bits: perplexity and KL of RTN, GPTQ and AWQ, and of llama.cpp's block
+formats applied to the reference weights, on one stated protocol (`qkit.topics.language`).
+
+``python -m qkit precompute llm`` writes ``data/results/llm.json``; about 25 minutes on two
+cores (each GPTQ / AWQ run is a pass over 32 x 512 calibration tokens, each perplexity 16
+windows of 512).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from qkit.engine.rtn import WeightScheme
+from qkit.formats import ggml, kquants
+from qkit.models import smollm2, smollm2_quant
+from qkit.topics import language
+
+SCHEMES = (WeightScheme(4, 128), WeightScheme(3, 128))
+GGUF_FORMATS = ("q8_0", "q5_1", "q4_1", "q4_0", "q4_k", "q6_k")
+
+
+@torch.inference_mode()
+def gguf_model(model, fmt: str):
+    """A copy of ``model`` whose linears are re-quantized to a GGUF block format by qkit."""
+    import copy
+
+    module = ggml if fmt in ggml.FORMATS else kquants
+    out = copy.deepcopy(model)
+    for block in out.blocks:
+        for name in smollm2.LINEARS:
+            w = getattr(block, name).weight
+            pad = -w.shape[1] % (32 if module is ggml else kquants.SUPER)
+            if pad:  # K-quants need 256 inputs per super-block: 576 = 2 x 256 + 64 (padded)
+                raw = module.quantize(np.pad(w.numpy(), ((0, 0), (0, pad))), fmt)
+                w.copy_(torch.from_numpy(module.dequantize(raw, fmt)[:, :w.shape[1]]))
+            else:
+                w.copy_(torch.from_numpy(module.dequantize(module.quantize(w.numpy(), fmt), fmt)))
+    return out
+
+
+def file_q4_1_agreement(model) -> dict:
+    """Re-quantizing the reference's linears to Q4_1: how many of the file's bytes come back."""
+    raw = smollm2.raw_tensors()
+    same = total = 0
+    for i, block in enumerate(model.blocks):
+        for name in smollm2.LINEARS:
+            ours = ggml.quantize(getattr(block, name).weight.numpy(), "q4_1")
+            theirs = raw[f"blk.{i}.{name}.weight"][1]
+            same += int((ours == theirs).sum())
+            total += ours.size
+    return {"bytes": total, "identical": same}
+
+
+def precompute(progress: bool = True, windows: int = 32) -> dict:
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    reference = smollm2.load()
+    protocol = language.Protocol()
+    variants, rows = {"reference": (reference, None)}, []
+    for scheme in SCHEMES:
+        for method in smollm2_quant.METHODS:
+            start = time.perf_counter()
+            m, w = smollm2_quant.quantize(reference, method, scheme, windows=windows,
+                                          progress=progress)
+            variants[f"{method} {scheme.describe()}"] = (m, {
+                "method": method, "bits": scheme.bits, "group_size": scheme.group_size,
+                "symmetric": scheme.symmetric, "bytes": smollm2_quant.weight_bytes(w),
+                "quantize_s": round(time.perf_counter() - start, 1)})
+    for fmt in GGUF_FORMATS:
+        variants[f"gguf {fmt}"] = (gguf_model(reference, fmt), {"method": "gguf " + fmt})
+    scores = language.evaluate({k: v[0] for k, v in variants.items()}, protocol,
+                               reference="reference", progress=progress)
+    for name, (_, info) in variants.items():
+        rows.append({"name": name, **(info or {"method": "reference"}), **scores[name]})
+    return {"rows": rows, "protocol": protocol.describe(),
+            "calibration": f"{windows} x 512 tokens of the Wikipedia calibration split",
+            "q4_1_file_agreement": file_q4_1_agreement(reference)}
+
+
+def precompute_salient(progress: bool = True, fraction: float = 0.01) -> dict:
+    """AWQ's motivating experiment: int3 g128 RTN with 1 % of every linear's input channels
+    kept in float, the most active ones vs a random 1 %, and RTN alone."""
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    reference = smollm2.load()
+    scheme = WeightScheme(3, 128)
+    means = smollm2_quant.activation_means(reference)
+    variants = {"reference": reference,
+                "rtn": smollm2_quant.keep_float_channels(reference, scheme, means, 0.0)}
+    for rule in ("salient", "random"):
+        variants[f"rtn, {rule} 1% float"] = smollm2_quant.keep_float_channels(
+            reference, scheme, means, fraction, rule)
+    scores = language.evaluate(variants, language.Protocol(), reference="reference",
+                               progress=progress)
+    return {"rows": [{"name": k, **v} for k, v in scores.items()], "scheme": scheme.describe(),
+            "fraction": fraction, "protocol": language.Protocol().describe(),
+            "activation_statistics": "mean |x| per input channel, 4 x 512 calibration tokens"}
