@@ -172,3 +172,31 @@ def dequantize(raw, fmt: str) -> np.ndarray:
 def bits_per_weight(fmt: str) -> float:
     """Bytes per block x 8 / 32: ``q4_0`` 4.5, ``q4_1`` 5.0, ``q8_0`` 8.5."""
     return FORMATS[check_format(fmt)][2] * 8 / BLOCK
+
+
+def split(raw, fmt: str) -> dict:
+    """Q4_0 / Q4_1 bytes (rows, n/32 * size) as the block dot product's operands: ``qs``
+    (rows, blocks, 16) packed codes, ``d`` and ``m`` (rows, blocks) float32, ``offset``."""
+    fmt = check_format(fmt)
+    if fmt not in ("q4_0", "q4_1"):
+        raise ValueError(f"the 4-bit block dot product takes q4_0 or q4_1 weights, got {fmt!r}")
+    raw = np.asarray(raw)
+    if raw.ndim != 2:
+        raise ValueError(f"raw must be (rows, bytes), got shape {raw.shape}")
+    f = decode(raw, fmt)
+    rows, size = raw.shape[0], FORMATS[fmt][2]
+    blocks = np.ascontiguousarray(raw).reshape(rows, -1, size)
+    m = f["m"] if "m" in f else np.zeros_like(f["d"])
+    return {"qs": np.ascontiguousarray(blocks[:, :, size - 16:]),
+            "d": f["d"].astype(np.float32).reshape(rows, -1),
+            "m": m.astype(np.float32).reshape(rows, -1), "offset": 8 if fmt == "q4_0" else 0}
+
+
+def quantize_activations(x) -> tuple[np.ndarray, np.ndarray]:
+    """Activations (tokens, n) as Q8_0 blocks, as llama.cpp quantizes them before a 4-bit dot
+    product: int8 codes (tokens, n/32, 32) and their float16 scales as float32."""
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"x must be (tokens, n), got shape {x.shape}")
+    q, d, _ = codes(x, "q8_0")
+    return q.reshape(x.shape[0], -1, BLOCK), d.astype(np.float32).reshape(x.shape[0], -1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from qkit.core.qparams import QParams
-from qkit.kernels import loops
+from qkit.kernels import blockdot, loops
 from qkit.kernels.conv import conv2d
 from qkit.kernels.elementwise import lut, qmul
 from qkit.kernels.gemm import (
@@ -76,6 +76,7 @@ def _gemms(rng, a, w) -> None:
     gemm_pairs16(a, w)
     gemm_int4(a, pack_int4(rng.integers(-8, 8, (4, 5)).astype(np.int8)))
     gemm_codebook(a, rng.integers(0, 4, (4, 5)).astype(np.uint8), np.arange(4, dtype=np.int8))
+    blockdot.warm()
 
 
 def _convs(a, w) -> None:

@@ -7,6 +7,7 @@ frequency change hits all of them alike; the table reports medians.
     python -m qkit bench                 # table
     python -m qkit bench --json          # one JSON object per line
     python -m qkit bench --quick         # small shapes, few rounds (smoke test)
+    python -m qkit bench --llm           # SmolLM2 decode / prompt tokens/s (qkit.studies.bench_llm)
 """
 
 from __future__ import annotations
@@ -278,9 +279,13 @@ def main(argv=None) -> int:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--formats", action="store_true",
                    help="only the format encoders and the Walsh-Hadamard transform")
+    p.add_argument("--llm", action="store_true",
+                   help="only SmolLM2 decode and prompt tokens/s (qkit int4 vs PyTorch)")
     args = p.parse_args(argv)
     if args.formats:
         return _formats(args)
+    if args.llm:
+        return _llm(args)
     from tqdm.auto import tqdm
 
     kernels.warmup()
@@ -332,4 +337,17 @@ def _formats(args) -> int:
         print(json.dumps(r))
     if not args.json:
         print(bench_formats.format_table(rows))
+    return 0
+
+
+def _llm(args) -> int:
+    from qkit.studies import bench_llm
+
+    kernels.warmup()
+    quick = dict(new=8, prompt=64, rounds=1) if args.quick else dict(rounds=min(args.rounds, 3))
+    rows = bench_llm.run(tuple(args.threads), **quick)
+    for r in rows if args.json else []:
+        print(json.dumps(r))
+    if not args.json:
+        print(bench_llm.format_table(rows))
     return 0

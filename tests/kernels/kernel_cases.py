@@ -9,7 +9,8 @@ from qkit.kernels import dispatch
 from qkit.kernels.simd.cpu import avx2_available, vnni_available
 
 PAIRS = [n for n in K.__all__
-         if n not in ("warmup", "gemm_packed", "pack_conv", "pack_weights", "pack_weights_int4")]
+         if n not in ("warmup", "gemm_packed", "pack_conv", "pack_weights", "pack_weights_int4",
+                      "block_dot_packed", "pack_blocks")]
 U8, S8 = np.uint8, np.int8
 
 

@@ -1,0 +1,172 @@
+"""The 4-bit x 8-bit block dot product in numba (twin of `qkit.reference.blockdot`).
+
+Layout: `pack_blocks` stores the weights of ``LANES`` consecutive output rows side by side,
+so that the innermost loop runs over rows: for each block and each of its 16 bytes, 64
+rows' low and high nibbles multiply the same two activations, a loop the compiler turns into
+vector instructions without any horizontal sum. Each row's float32 accumulator still adds
+its blocks in order, so the result is the reference's to the bit. The offset (8 for Q4_0)
+is taken out once per block through the activations' sum: ``sum (c - 8) qx = sum c qx -
+8 sum qx``, the same integer. `quantize_q8_blocks` is llama.cpp's Q8_0 rounding of the
+activations, float16 scale included (rounded to nearest even by exact power-of-two steps).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import get_num_threads, njit, prange
+
+from qkit.reference.blockdot import check_block_dot
+
+LANES = 64  # output rows per panel
+PARALLEL_FROM = 1 << 16  # weights (rows x blocks x 32) from which panels are split over threads
+
+
+@dataclass
+class PackedBlocks:
+    """Q4 weights as panels of `LANES` rows: codes (P, B, 16, LANES) u8, d and m (P, B, LANES)."""
+
+    codes: np.ndarray
+    d: np.ndarray
+    m: np.ndarray
+    rows: int
+
+    @property
+    def blocks(self) -> int:
+        return self.codes.shape[1]
+
+
+def pack_blocks(qs, d, m) -> PackedBlocks:
+    """Reorder checked (rows, blocks, 16) codes and (rows, blocks) scales into panels; rows are
+    padded to a multiple of `LANES` with zero weights (their outputs are dropped)."""
+    rows, blocks = qs.shape[0], qs.shape[1]
+    p = -(-rows // LANES)
+    pad = p * LANES - rows
+    qs = np.pad(qs, ((0, pad), (0, 0), (0, 0)))
+    d, m = (np.pad(v, ((0, pad), (0, 0))) for v in (d, m))
+    codes = np.ascontiguousarray(qs.reshape(p, LANES, blocks, 16).transpose(0, 2, 3, 1))
+    d, m = (np.ascontiguousarray(v.reshape(p, LANES, blocks).transpose(0, 2, 1)) for v in (d, m))
+    return PackedBlocks(codes, d, m, rows)
+
+
+@njit(cache=True, inline="always")
+def _panel(codes, d, m, offset, qx, dx, p, t, out):
+    lanes = codes.shape[3]
+    isum = np.empty(lanes, np.int32)
+    acc = np.zeros(lanes, np.float32)
+    for b in range(codes.shape[1]):
+        isum[:] = 0
+        total = np.int32(0)
+        for j in range(32):
+            total += np.int32(qx[t, b, j])
+        for j in range(16):
+            lo = np.int32(qx[t, b, j])
+            hi = np.int32(qx[t, b, j + 16])
+            for r in range(lanes):
+                byte = np.int32(codes[p, b, j, r])
+                isum[r] += (byte & 15) * lo + (byte >> 4) * hi
+        scale = dx[t, b]
+        shift = dx[t, b] * np.float32(total)
+        for r in range(lanes):
+            acc[r] = acc[r] + (scale * d[p, b, r]) * np.float32(isum[r] - offset * total)
+            acc[r] = acc[r] + m[p, b, r] * shift
+    for r in range(lanes):
+        out[t, p * lanes + r] = acc[r]
+
+
+@njit(cache=True)
+def _dot_nb(codes, d, m, offset, qx, dx, out):
+    for t in range(qx.shape[0]):
+        for p in range(codes.shape[0]):
+            _panel(codes, d, m, offset, qx, dx, p, t, out)
+
+
+@njit(cache=True, parallel=True)
+def _dot_par(codes, d, m, offset, qx, dx, out):
+    for t in range(qx.shape[0]):
+        for p in prange(codes.shape[0]):
+            _panel(codes, d, m, offset, qx, dx, p, t, out)
+
+
+def run(packed: PackedBlocks, offset: int, qx, dx, parallel: bool) -> np.ndarray:
+    """The product on packed weights and checked activations, serial or over threads."""
+    out = np.empty((qx.shape[0], packed.codes.shape[0] * LANES), np.float32)
+    (_dot_par if parallel else _dot_nb)(packed.codes, packed.d, packed.m, np.int32(offset), qx,
+                                        dx, out)
+    return out[:, :packed.rows]
+
+
+def block_dot(qs, d, m, offset, qx, dx) -> np.ndarray:
+    """(rows, blocks, 16) packed 4-bit weights x (tokens, blocks, 32) int8 -> (tokens, rows).
+
+    Packs the weights on every call; a bound layer packs once (`pack_blocks`) and calls
+    `block_dot_packed`."""
+    qs, d, m, offset, qx, dx = check_block_dot(qs, d, m, offset, qx, dx)
+    return block_dot_packed(pack_blocks(qs, d, m), offset, qx, dx)
+
+
+def block_dot_packed(packed: PackedBlocks, offset: int, qx, dx) -> np.ndarray:
+    """`block_dot` on weights packed once; layers of at least `PARALLEL_FROM` weights split
+    their panels over numba's threads."""
+    if not isinstance(packed, PackedBlocks):
+        raise TypeError(f"packed must come from pack_blocks, got {type(packed).__name__}")
+    if qx.dtype != np.int8 or qx.ndim != 3 or qx.shape[1:] != (packed.blocks, 32):
+        raise ValueError(f"qx must be int8 (tokens, {packed.blocks}, 32), got {qx.dtype} "
+                         f"{qx.shape}")
+    if dx.dtype != np.float32 or dx.shape != qx.shape[:2]:
+        raise ValueError(f"dx must be float32 {qx.shape[:2]}, got {dx.dtype} {dx.shape}")
+    big = packed.rows * packed.blocks * 32 >= PARALLEL_FROM and get_num_threads() > 1
+    return run(packed, offset, np.ascontiguousarray(qx), np.ascontiguousarray(dx), big)
+
+
+@njit(cache=True)
+def _f16(v):
+    # round a finite float32 >= 0 to the nearest float16, ties to even, by exact power-of-2 steps
+    if v == 0:
+        return np.float32(0.0)
+    _, e = math.frexp(v)  # v = f * 2^e, f in [0.5, 1)
+    step = max(e - 11, -24)  # 10 mantissa bits below the leading one; subnormals: 2^-24
+    return np.float32(math.ldexp(np.rint(math.ldexp(np.float64(v), -step)), step))
+
+
+@njit(cache=True)
+def _q8_nb(x, q, d):
+    for t in range(x.shape[0]):
+        for b in range(d.shape[1]):
+            amax = np.float32(0.0)
+            for j in range(32):
+                amax = max(amax, abs(x[t, b * 32 + j]))
+            scale = amax / np.float32(127.0)
+            inv = np.float32(0.0) if scale == 0 else np.float32(1.0) / scale
+            for j in range(32):
+                v = x[t, b * 32 + j] * inv
+                r = np.floor(abs(v) + np.float32(0.5))
+                q[t, b, j] = np.int8(r if v >= 0 else -r)
+            d[t, b] = _f16(scale)
+
+
+def quantize_q8_blocks(x) -> tuple[np.ndarray, np.ndarray]:
+    """Activations (tokens, n) as Q8_0 blocks (see the reference)."""
+    x = np.asarray(x)
+    if x.dtype != np.float32 or x.ndim != 2 or x.shape[1] % 32 or x.size == 0:
+        raise ValueError(f"x must be float32 (tokens, n) with n a multiple of 32, got {x.dtype} "
+                         f"{x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("x contains NaN or Inf")
+    x = np.ascontiguousarray(x)
+    q = np.empty((x.shape[0], x.shape[1] // 32, 32), np.int8)
+    d = np.empty((x.shape[0], x.shape[1] // 32), np.float32)
+    _q8_nb(x, q, d)
+    if d.max() > 65504:
+        raise ValueError("x is too large: a block's float16 scale would overflow")
+    return q, d
+
+
+def warm() -> None:
+    f = np.ones((2, 1), np.float32)
+    packed = pack_blocks(np.zeros((2, 1, 16), np.uint8), f, f)
+    qx, dx = quantize_q8_blocks(np.ones((1, 32), np.float32))
+    for parallel in (False, True):
+        run(packed, 8, qx, dx, parallel)
