@@ -5,7 +5,15 @@ cache works), never ``fastmath`` (it would break bit-exact requantization).
 Set ``NUMBA_DISABLE_JIT=1`` to run them as plain Python.
 """
 
-from qkit.kernels.blockdot import block_dot, block_dot_packed, pack_blocks, quantize_q8_blocks
+from qkit.kernels.blockdot import (
+    block_dot,
+    block_dot_packed,
+    block_dot_q8,
+    block_dot_q8_packed,
+    pack_blocks,
+    pack_q8,
+    quantize_q8_blocks,
+)
 from qkit.kernels.conv import conv2d
 from qkit.kernels.elementwise import lut, qmul
 from qkit.kernels.floats import encode_e8m0, encode_float
@@ -29,7 +37,7 @@ from qkit.kernels.spatial import pad2d, upsample2d
 from qkit.kernels.warm import warmup
 
 __all__ = [
-    "block_dot", "quantize_q8_blocks",
+    "block_dot", "block_dot_q8", "quantize_q8_blocks",
     "avgpool2d", "maxpool2d", "qadd", "relu", "lut", "qmul", "pad2d", "upsample2d",
     "encode_e8m0", "encode_float", "fwht", "gemm_mxfp4",
     "conv2d", "dequantize", "fake_quantize", "gemm", "gemm_codebook", "gemm_int4",
@@ -38,5 +46,5 @@ __all__ = [
     # layout helpers without a reference twin: gemm_packed(a, pack_weights(w)) == gemm(a, w),
     # qconv2d(x, pack_conv(w), ...) == qconv2d(x, w, ...)
     "gemm_packed", "pack_conv", "pack_weights", "pack_weights_int4", "block_dot_packed",
-    "pack_blocks",
+    "pack_blocks", "block_dot_q8_packed", "pack_q8",
 ]

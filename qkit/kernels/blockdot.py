@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-from qkit.reference.blockdot import check_block_dot
+from qkit.reference.blockdot import check_block_dot, check_block_dot_q8
 
 LANES = 64  # output rows per panel
 PARALLEL_FROM = 1 << 16  # weights (rows x blocks x 32) from which panels are split over threads
@@ -112,13 +112,92 @@ def block_dot_packed(packed: PackedBlocks, offset: int, qx, dx) -> np.ndarray:
     their panels over numba's threads."""
     if not isinstance(packed, PackedBlocks):
         raise TypeError(f"packed must come from pack_blocks, got {type(packed).__name__}")
-    if qx.dtype != np.int8 or qx.ndim != 3 or qx.shape[1:] != (packed.blocks, 32):
-        raise ValueError(f"qx must be int8 (tokens, {packed.blocks}, 32), got {qx.dtype} "
-                         f"{qx.shape}")
-    if dx.dtype != np.float32 or dx.shape != qx.shape[:2]:
-        raise ValueError(f"dx must be float32 {qx.shape[:2]}, got {dx.dtype} {dx.shape}")
+    _check_activations(packed.blocks, qx, dx)
     big = packed.rows * packed.blocks * 32 >= PARALLEL_FROM and get_num_threads() > 1
     return run(packed, offset, np.ascontiguousarray(qx), np.ascontiguousarray(dx), big)
+
+
+@njit(cache=True, inline="always")
+def _panel_q8(codes, d, qx, dx, p, t, out):
+    lanes = codes.shape[3]
+    isum = np.empty(lanes, np.int32)
+    acc = np.zeros(lanes, np.float32)
+    for b in range(codes.shape[1]):
+        isum[:] = 0
+        for j in range(32):
+            a = np.int32(qx[t, b, j])
+            for r in range(lanes):
+                isum[r] += np.int32(codes[p, b, j, r]) * a
+        scale = dx[t, b]
+        for r in range(lanes):
+            acc[r] = acc[r] + (scale * d[p, b, r]) * np.float32(isum[r])
+    for r in range(lanes):
+        out[t, p * lanes + r] = acc[r]
+
+
+@njit(cache=True)
+def _dot_q8_nb(codes, d, qx, dx, out):
+    for t in range(qx.shape[0]):
+        for p in range(codes.shape[0]):
+            _panel_q8(codes, d, qx, dx, p, t, out)
+
+
+@njit(cache=True, parallel=True)
+def _dot_q8_par(codes, d, qx, dx, out):
+    for t in range(qx.shape[0]):
+        for p in prange(codes.shape[0]):
+            _panel_q8(codes, d, qx, dx, p, t, out)
+
+
+@dataclass
+class PackedQ8:
+    """Q8_0 weights as panels of `LANES` rows: codes (P, B, 32, LANES) int8, d (P, B, LANES)."""
+
+    codes: np.ndarray
+    d: np.ndarray
+    rows: int
+
+    @property
+    def blocks(self) -> int:
+        return self.codes.shape[1]
+
+
+def pack_q8(qw, d) -> PackedQ8:
+    rows, blocks = qw.shape[0], qw.shape[1]
+    p = -(-rows // LANES)
+    qw = np.pad(qw, ((0, p * LANES - rows), (0, 0), (0, 0)))
+    d = np.pad(d, ((0, p * LANES - rows), (0, 0)))
+    codes = np.ascontiguousarray(qw.reshape(p, LANES, blocks, 32).transpose(0, 2, 3, 1))
+    return PackedQ8(codes, np.ascontiguousarray(d.reshape(p, LANES, blocks).transpose(0, 2, 1)),
+                    rows)
+
+
+def run_q8(packed: PackedQ8, qx, dx, parallel: bool) -> np.ndarray:
+    out = np.empty((qx.shape[0], packed.codes.shape[0] * LANES), np.float32)
+    (_dot_q8_par if parallel else _dot_q8_nb)(packed.codes, packed.d, qx, dx, out)
+    return out[:, :packed.rows]
+
+
+def block_dot_q8(qw, d, qx, dx) -> np.ndarray:
+    """Q8_0 weights (rows, blocks, 32) x Q8_0 activations -> (tokens, rows) (see the reference).
+    Packs on every call; a bound layer packs once (`pack_q8`) and calls `block_dot_q8_packed`."""
+    qw, d, qx, dx = check_block_dot_q8(qw, d, qx, dx)
+    return block_dot_q8_packed(pack_q8(qw, d), qx, dx)
+
+
+def block_dot_q8_packed(packed: PackedQ8, qx, dx) -> np.ndarray:
+    if not isinstance(packed, PackedQ8):
+        raise TypeError(f"packed must come from pack_q8, got {type(packed).__name__}")
+    _check_activations(packed.blocks, qx, dx)
+    big = packed.rows * packed.blocks * 32 >= PARALLEL_FROM and get_num_threads() > 1
+    return run_q8(packed, np.ascontiguousarray(qx), np.ascontiguousarray(dx), big)
+
+
+def _check_activations(blocks: int, qx, dx) -> None:
+    if qx.dtype != np.int8 or qx.ndim != 3 or qx.shape[1:] != (blocks, 32):
+        raise ValueError(f"qx must be int8 (tokens, {blocks}, 32), got {qx.dtype} {qx.shape}")
+    if dx.dtype != np.float32 or dx.shape != qx.shape[:2]:
+        raise ValueError(f"dx must be float32 {qx.shape[:2]}, got {dx.dtype} {dx.shape}")
 
 
 @njit(cache=True)
@@ -168,5 +247,7 @@ def warm() -> None:
     f = np.ones((2, 1), np.float32)
     packed = pack_blocks(np.zeros((2, 1, 16), np.uint8), f, f)
     qx, dx = quantize_q8_blocks(np.ones((1, 32), np.float32))
+    q8 = pack_q8(np.zeros((2, 1, 32), np.int8), f)
     for parallel in (False, True):
         run(packed, 8, qx, dx, parallel)
+        run_q8(q8, qx, dx, parallel)

@@ -189,6 +189,7 @@ class SmolLM2(nn.Module):
         self.token_embd = nn.Embedding(VOCAB, WIDTH)
         self.blocks = nn.ModuleList(Block() for _ in range(LAYERS))
         self.output_norm = RMSNorm()
+        self.output: nn.Module | None = None  # None: the tied float output layer
 
     def forward(self, ids: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         """Next-token logits (B,T,49152) for token ids (B,T); with a cache, ``ids`` continue
@@ -197,7 +198,8 @@ class SmolLM2(nn.Module):
         x = self.token_embd(ids)
         for i, block in enumerate(self.blocks):
             x = block(x, i, cache, start)
-        return self.output_norm(x) @ self.token_embd.weight.T  # tied output layer
+        h = self.output_norm(x)
+        return h @ self.token_embd.weight.T if self.output is None else self.output(h)
 
 
 @lru_cache(maxsize=1)

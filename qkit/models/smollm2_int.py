@@ -3,10 +3,11 @@
 `BlockLinear` holds a linear's weights as Q4_0 / Q4_1 blocks of 32 (the bytes of a GGUF
 file, split once into packed codes and float32 scales) and, on each call, quantizes its
 input per block of 32 to Q8_0 as llama.cpp does, then runs `qkit.kernels.block_dot`: exact
-int32 sums per block, float32 scales. `from_file` runs the shipped file's own Q4_1 bytes;
-`requantized` first rounds the reference weights to another block format. The embedding,
-the norms, attention and the tied output layer stay float32 (the output layer reads the
-Q8_0 embedding's dequantized values).
+int32 sums per block, float32 scales. `from_file` runs the shipped file's own bytes: Q4_1
+linears and, as the tied output layer, the Q8_0 embedding (`Q8Output`, Q8_0 x Q8_0 blocks),
+which is what llama.cpp computes; `requantized` first rounds the reference weights to another
+4-bit format and keeps the float output layer. The embedding lookup, the norms and attention
+stay float32.
 """
 
 from __future__ import annotations
@@ -45,6 +46,27 @@ class BlockLinear(nn.Module):
         return f"{self.in_features} -> {self.out_features}, {self.fmt} x q8_0 blocks"
 
 
+class Q8Output(nn.Module):
+    """The tied output layer on the Q8_0 embedding's bytes: Q8_0 x Q8_0 block products."""
+
+    def __init__(self, raw: np.ndarray):
+        super().__init__()
+        f = ggml.decode(raw, "q8_0")
+        rows = raw.shape[0]
+        self.packed = kernels.pack_q8(f["q"].reshape(rows, -1, 32),
+                                      f["d"].astype(np.float32).reshape(rows, -1))
+        self.rows, self.in_features = rows, self.packed.blocks * 32
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = np.ascontiguousarray(x.detach().reshape(-1, self.in_features).numpy(), np.float32)
+        qx, dx = kernels.quantize_q8_blocks(flat)
+        y = kernels.block_dot_q8_packed(self.packed, qx, dx)
+        return torch.from_numpy(y).reshape(*x.shape[:-1], self.rows)
+
+    def weight_bytes(self) -> int:
+        return self.rows * self.packed.blocks * ggml.FORMATS["q8_0"][2]
+
+
 def _swap(model: SmolLM2, raw_of) -> SmolLM2:
     model = copy.deepcopy(model)
     for i, block in enumerate(model.blocks):
@@ -62,7 +84,9 @@ def from_file(model: SmolLM2) -> SmolLM2:
         fmt, data = raw[f"blk.{i}.{name}.weight"]
         return data, fmt
 
-    return _swap(model, of)
+    model = _swap(model, of)
+    model.output = Q8Output(raw["token_embd.weight"][1])
+    return model
 
 
 def requantized(model: SmolLM2, fmt: str = "q4_0") -> SmolLM2:
@@ -74,6 +98,9 @@ def requantized(model: SmolLM2, fmt: str = "q4_0") -> SmolLM2:
 
 
 def weight_bytes(model: SmolLM2) -> int:
-    """Bytes of weights read per token: the block linears plus the float32 output layer."""
+    """Bytes of weights read per token: the block linears and the output layer (Q8_0 or
+    float32)."""
     blocks = sum(m.weight_bytes() for m in model.modules() if isinstance(m, BlockLinear))
-    return blocks + model.token_embd.weight.numel() * 4
+    out = model.output.weight_bytes() if isinstance(model.output, Q8Output) else \
+        model.token_embd.weight.numel() * 4
+    return blocks + out

@@ -4,7 +4,7 @@ Each function here has a numba twin of the same name and signature in
 `qkit.kernels`; the tests assert that both give identical integers.
 """
 
-from qkit.reference.blockdot import block_dot, quantize_q8_blocks
+from qkit.reference.blockdot import block_dot, block_dot_q8, quantize_q8_blocks
 from qkit.reference.convolution import conv2d, im2col, qconv2d
 from qkit.reference.elementwise import lut, qmul
 from qkit.reference.floats import encode_e8m0, encode_float
@@ -18,7 +18,7 @@ from qkit.reference.requantization import requantize_fixed, requantize_float
 from qkit.reference.spatial import pad2d, upsample2d
 
 __all__ = [
-    "block_dot", "quantize_q8_blocks",
+    "block_dot", "block_dot_q8", "quantize_q8_blocks",
     "avgpool2d", "maxpool2d", "qadd", "relu", "lut", "qmul", "pad2d", "upsample2d",
     "encode_e8m0", "encode_float", "fwht", "gemm_mxfp4",
     "conv2d", "dequantize", "fake_quantize", "gemm", "gemm_codebook", "gemm_int4",

@@ -79,3 +79,24 @@ def quantize_q8_blocks(x) -> tuple[np.ndarray, np.ndarray]:
     v = blocks * inv[..., None]
     q = np.sign(v) * np.floor(np.abs(v) + np.float32(0.5))
     return q.astype(np.int8), d.astype(np.float16).astype(np.float32)
+
+
+def check_block_dot_q8(qw, d, qx, dx):
+    qw = np.ascontiguousarray(check_int_array(qw, "qw", (np.int8,), ndim=3))
+    zeros = np.zeros(qw.shape[:2], np.float32)
+    if qw.shape[2] != 32:
+        raise ValueError(f"qw must be (rows, blocks, 32) Q8_0 codes, got {qw.shape}")
+    packed = np.zeros(qw.shape[:2] + (16,), np.uint8)  # only to reuse the shape checks
+    _, d, _, _, qx, dx = check_block_dot(packed, d, zeros, 0, qx, dx)
+    return qw, d, qx, dx
+
+
+def block_dot_q8(qw, d, qx, dx) -> np.ndarray:
+    """Q8_0 weights (rows, blocks, 32) int8 x Q8_0 activations: ``y += (d * dx) * isum``
+    per block, in order (llama.cpp's Q8_0 x Q8_0 product)."""
+    qw, d, qx, dx = check_block_dot_q8(qw, d, qx, dx)
+    isum = np.einsum("rbj,tbj->trb", qw.astype(np.int32), qx.astype(np.int32))
+    acc = np.zeros((qx.shape[0], qw.shape[0]), np.float32)
+    for b in range(qw.shape[1]):
+        acc = acc + (dx[:, b, None] * d[None, :, b]) * isum[:, :, b].astype(np.float32)
+    return acc

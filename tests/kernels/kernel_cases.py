@@ -10,7 +10,7 @@ from qkit.kernels.simd.cpu import avx2_available, vnni_available
 
 PAIRS = [n for n in K.__all__
          if n not in ("warmup", "gemm_packed", "pack_conv", "pack_weights", "pack_weights_int4",
-                      "block_dot_packed", "pack_blocks")]
+                      "block_dot_packed", "pack_blocks", "block_dot_q8_packed", "pack_q8")]
 U8, S8 = np.uint8, np.int8
 
 

@@ -102,3 +102,27 @@ def test_packed_operands_are_checked(rng):
         K.block_dot_packed(qs, off, qx, dx)
     with pytest.raises(ValueError, match="qx"):
         K.block_dot_packed(packed, off, qx[:, :1], dx)
+
+
+@pytest.mark.parametrize("rows,blocks,tokens", [(1, 1, 1), (5, 3, 2), (130, 18, 1)])
+def test_q8_kernel_equals_reference(rng, rows, blocks, tokens):
+    qw = rng.integers(-128, 128, (rows, blocks, 32), dtype=np.int8)
+    d = (rng.standard_normal((rows, blocks)) * 0.01).astype(np.float32)
+    qx = rng.integers(-128, 128, (tokens, blocks, 32), dtype=np.int8)
+    dx = rng.random((tokens, blocks)).astype(np.float32)
+    expected = R.block_dot_q8(qw, d, qx, dx)
+    np.testing.assert_array_equal(K.block_dot_q8(qw, d, qx, dx), expected)
+    packed = K.pack_q8(qw, d)
+    for parallel in (False, True):
+        np.testing.assert_array_equal(blockdot.run_q8(packed, qx, dx, parallel), expected)
+    raw = ggml.quantize(rng.standard_normal((rows, blocks * 32)), "q8_0")  # gguf bytes
+    f = ggml.decode(raw, "q8_0")
+    y = K.block_dot_q8(f["q"].reshape(rows, blocks, 32), f["d"].astype(np.float32).reshape(
+        rows, blocks), qx, dx)
+    exact = (qx.astype(np.float64) * dx[..., None]).reshape(tokens, -1) @ \
+        ggml.dequantize(raw, "q8_0").astype(np.float64).T
+    assert np.abs(y - exact).max() <= 1e-5 * np.abs(exact).max()
+    with pytest.raises(ValueError, match="qw"):
+        K.block_dot_q8(qw[:, :, :16], d, qx, dx)
+    with pytest.raises(TypeError, match="pack_q8"):
+        K.block_dot_q8_packed(qw, qx, dx)

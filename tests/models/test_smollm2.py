@@ -175,3 +175,35 @@ def test_wikipedia_split_is_fixed():
     assert w["evaluation"][0][0] == "Autism"
     assert not {t for t, _ in w["calibration"]} & {t for t, _ in w["evaluation"]}
     assert not any("{{" in b or "[[" in b or "<ref" in b for _, b in w["evaluation"])
+
+
+def test_integer_model_runs_the_file_bytes(model):
+    from qkit.formats import ggml
+    from qkit.kernels import quantize_q8_blocks
+    from qkit.models import smollm2_int
+
+    qm = smollm2_int.from_file(model)
+    ids = torch.tensor([S.tokenizer().encode("Quantization maps real numbers to a grid").ids])
+    with torch.no_grad():
+        ref, got = model(ids)[0], qm(ids)[0]
+    # the same weights; only the activations are rounded to Q8_0 blocks on the way
+    assert (got.argmax(-1) == ref.argmax(-1)).float().mean() >= 0.85
+    assert float((got - ref).abs().max()) < 0.1 * float(ref.abs().max())
+    assert S.generate(qm, "The capital of France is", 3).startswith(" Paris")
+    # one layer: the kernel's output is the dequantized weights times the dequantized inputs
+    lin = qm.blocks[3].ffn_down
+    x = torch.randn(2, 1536)
+    qx, dx = quantize_q8_blocks(x.numpy())
+    xd = torch.from_numpy((qx.astype(np.float64) * dx[..., None]).reshape(2, -1))
+    expected = xd @ torch.from_numpy(ggml.dequantize(S.raw_tensors()["blk.3.ffn_down.weight"][1],
+                                                     "q4_1")).double().T
+    torch.testing.assert_close(lin(x).double(), expected, atol=1e-4, rtol=1e-4)
+    # bytes per token: Q4_1 (20 bytes / 32) for the linears, Q8_0 (34 / 32) for the output
+    n_linear = sum(p.numel() for n, p in model.named_parameters() if n.startswith("blocks")
+                   and "norm" not in n)
+    assert smollm2_int.weight_bytes(qm) == n_linear * 20 // 32 + S.VOCAB * 576 * 34 // 32
+    q0 = smollm2_int.requantized(model, "q4_0")
+    with torch.no_grad():
+        assert (q0(ids)[0].argmax(-1) == ref.argmax(-1)).float().mean() >= 0.6
+    with pytest.raises(ValueError, match="q4_0"):
+        smollm2_int.requantized(model, "q8_0")
