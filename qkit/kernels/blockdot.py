@@ -18,10 +18,14 @@ from dataclasses import dataclass
 import numpy as np
 from numba import get_num_threads, njit, prange
 
+from qkit.kernels import dispatch
+from qkit.kernels.vnni import blockdot as vnni
 from qkit.reference.blockdot import check_block_dot, check_block_dot_q8
 
 LANES = 64  # output rows per panel
-PARALLEL_FROM = 1 << 16  # weights (rows x blocks x 32) from which panels are split over threads
+# multiply-adds (rows x inputs x tokens) from which panels are split over threads: numba's
+# thread pool costs ~0.1-3 ms a call, more than a decode step's whole layer
+PARALLEL_FROM = 1 << 26
 
 
 @dataclass
@@ -32,10 +36,17 @@ class PackedBlocks:
     d: np.ndarray
     m: np.ndarray
     rows: int
+    _vnni: np.ndarray | None = None
 
     @property
     def blocks(self) -> int:
         return self.codes.shape[1]
+
+    def vnni_codes(self) -> np.ndarray:
+        """The same codes in the VNNI kernel's layout (`qkit.kernels.vnni.blockdot`), made once."""
+        if self._vnni is None:
+            self._vnni = vnni.vnni_layout(self.codes)
+        return self._vnni
 
 
 def pack_blocks(qs, d, m) -> PackedBlocks:
@@ -52,49 +63,57 @@ def pack_blocks(qs, d, m) -> PackedBlocks:
 
 
 @njit(cache=True, inline="always")
-def _panel(codes, d, m, offset, qx, dx, p, t, out):
+def _panel(codes, d, m, offset, qx, dx, p, out):
+    # one panel of LANES rows, every token: the panel's weights stay in cache across tokens
     lanes = codes.shape[3]
     isum = np.empty(lanes, np.int32)
-    acc = np.zeros(lanes, np.float32)
-    for b in range(codes.shape[1]):
-        isum[:] = 0
-        total = np.int32(0)
-        for j in range(32):
-            total += np.int32(qx[t, b, j])
-        for j in range(16):
-            lo = np.int32(qx[t, b, j])
-            hi = np.int32(qx[t, b, j + 16])
+    acc = np.empty(lanes, np.float32)
+    for t in range(qx.shape[0]):
+        acc[:] = 0
+        for b in range(codes.shape[1]):
+            isum[:] = 0
+            total = np.int32(0)
+            for j in range(32):
+                total += np.int32(qx[t, b, j])
+            for j in range(16):
+                low = np.int32(qx[t, b, j])
+                high = np.int32(qx[t, b, j + 16])
+                for r in range(lanes):
+                    byte = np.int32(codes[p, b, j, r])
+                    isum[r] += (byte & 15) * low + (byte >> 4) * high
+            scale = dx[t, b]
+            shift = dx[t, b] * np.float32(total)
             for r in range(lanes):
-                byte = np.int32(codes[p, b, j, r])
-                isum[r] += (byte & 15) * lo + (byte >> 4) * hi
-        scale = dx[t, b]
-        shift = dx[t, b] * np.float32(total)
+                acc[r] = acc[r] + (scale * d[p, b, r]) * np.float32(isum[r] - offset * total)
+                acc[r] = acc[r] + m[p, b, r] * shift
         for r in range(lanes):
-            acc[r] = acc[r] + (scale * d[p, b, r]) * np.float32(isum[r] - offset * total)
-            acc[r] = acc[r] + m[p, b, r] * shift
-    for r in range(lanes):
-        out[t, p * lanes + r] = acc[r]
+            out[t, p * lanes + r] = acc[r]
 
 
 @njit(cache=True)
 def _dot_nb(codes, d, m, offset, qx, dx, out):
-    for t in range(qx.shape[0]):
-        for p in range(codes.shape[0]):
-            _panel(codes, d, m, offset, qx, dx, p, t, out)
+    for p in range(codes.shape[0]):
+        _panel(codes, d, m, offset, qx, dx, p, out)
 
 
 @njit(cache=True, parallel=True)
 def _dot_par(codes, d, m, offset, qx, dx, out):
-    for t in range(qx.shape[0]):
-        for p in prange(codes.shape[0]):
-            _panel(codes, d, m, offset, qx, dx, p, t, out)
+    for p in prange(codes.shape[0]):
+        _panel(codes, d, m, offset, qx, dx, p, out)
+
+
+def _big(packed, tokens: int) -> bool:
+    return packed.rows * packed.blocks * 32 * tokens >= PARALLEL_FROM and get_num_threads() > 1
 
 
 def run(packed: PackedBlocks, offset: int, qx, dx, parallel: bool) -> np.ndarray:
     """The product on packed weights and checked activations, serial or over threads."""
     out = np.empty((qx.shape[0], packed.codes.shape[0] * LANES), np.float32)
-    (_dot_par if parallel else _dot_nb)(packed.codes, packed.d, packed.m, np.int32(offset), qx,
-                                        dx, out)
+    if dispatch.USE_VNNI:
+        vnni.dot_vnni(packed.vnni_codes(), packed.d, packed.m, offset, qx, dx, out, parallel)
+    else:
+        (_dot_par if parallel else _dot_nb)(packed.codes, packed.d, packed.m, np.int32(offset),
+                                            qx, dx, out)
     return out[:, :packed.rows]
 
 
@@ -113,40 +132,40 @@ def block_dot_packed(packed: PackedBlocks, offset: int, qx, dx) -> np.ndarray:
     if not isinstance(packed, PackedBlocks):
         raise TypeError(f"packed must come from pack_blocks, got {type(packed).__name__}")
     _check_activations(packed.blocks, qx, dx)
-    big = packed.rows * packed.blocks * 32 >= PARALLEL_FROM and get_num_threads() > 1
+    big = _big(packed, qx.shape[0])
     return run(packed, offset, np.ascontiguousarray(qx), np.ascontiguousarray(dx), big)
 
 
 @njit(cache=True, inline="always")
-def _panel_q8(codes, d, qx, dx, p, t, out):
+def _panel_q8(codes, d, qx, dx, p, out):
     lanes = codes.shape[3]
     isum = np.empty(lanes, np.int32)
-    acc = np.zeros(lanes, np.float32)
-    for b in range(codes.shape[1]):
-        isum[:] = 0
-        for j in range(32):
-            a = np.int32(qx[t, b, j])
+    acc = np.empty(lanes, np.float32)
+    for t in range(qx.shape[0]):
+        acc[:] = 0
+        for b in range(codes.shape[1]):
+            isum[:] = 0
+            for j in range(32):
+                a = np.int32(qx[t, b, j])
+                for r in range(lanes):
+                    isum[r] += np.int32(codes[p, b, j, r]) * a
+            scale = dx[t, b]
             for r in range(lanes):
-                isum[r] += np.int32(codes[p, b, j, r]) * a
-        scale = dx[t, b]
+                acc[r] = acc[r] + (scale * d[p, b, r]) * np.float32(isum[r])
         for r in range(lanes):
-            acc[r] = acc[r] + (scale * d[p, b, r]) * np.float32(isum[r])
-    for r in range(lanes):
-        out[t, p * lanes + r] = acc[r]
+            out[t, p * lanes + r] = acc[r]
 
 
 @njit(cache=True)
 def _dot_q8_nb(codes, d, qx, dx, out):
-    for t in range(qx.shape[0]):
-        for p in range(codes.shape[0]):
-            _panel_q8(codes, d, qx, dx, p, t, out)
+    for p in range(codes.shape[0]):
+        _panel_q8(codes, d, qx, dx, p, out)
 
 
 @njit(cache=True, parallel=True)
 def _dot_q8_par(codes, d, qx, dx, out):
-    for t in range(qx.shape[0]):
-        for p in prange(codes.shape[0]):
-            _panel_q8(codes, d, qx, dx, p, t, out)
+    for p in prange(codes.shape[0]):
+        _panel_q8(codes, d, qx, dx, p, out)
 
 
 @dataclass
@@ -156,10 +175,16 @@ class PackedQ8:
     codes: np.ndarray
     d: np.ndarray
     rows: int
+    _vnni: tuple | None = None
 
     @property
     def blocks(self) -> int:
         return self.codes.shape[1]
+
+    def vnni_codes(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._vnni is None:
+            self._vnni = vnni.vnni_layout_q8(self.codes)
+        return self._vnni
 
 
 def pack_q8(qw, d) -> PackedQ8:
@@ -174,7 +199,11 @@ def pack_q8(qw, d) -> PackedQ8:
 
 def run_q8(packed: PackedQ8, qx, dx, parallel: bool) -> np.ndarray:
     out = np.empty((qx.shape[0], packed.codes.shape[0] * LANES), np.float32)
-    (_dot_q8_par if parallel else _dot_q8_nb)(packed.codes, packed.d, qx, dx, out)
+    if dispatch.USE_VNNI:
+        vcodes, wsum = packed.vnni_codes()
+        vnni.dot_q8_vnni(vcodes, packed.d, wsum, qx, dx, out, parallel)
+    else:
+        (_dot_q8_par if parallel else _dot_q8_nb)(packed.codes, packed.d, qx, dx, out)
     return out[:, :packed.rows]
 
 
@@ -189,7 +218,7 @@ def block_dot_q8_packed(packed: PackedQ8, qx, dx) -> np.ndarray:
     if not isinstance(packed, PackedQ8):
         raise TypeError(f"packed must come from pack_q8, got {type(packed).__name__}")
     _check_activations(packed.blocks, qx, dx)
-    big = packed.rows * packed.blocks * 32 >= PARALLEL_FROM and get_num_threads() > 1
+    big = _big(packed, qx.shape[0])
     return run_q8(packed, np.ascontiguousarray(qx), np.ascontiguousarray(dx), big)
 
 
@@ -243,6 +272,59 @@ def quantize_q8_blocks(x) -> tuple[np.ndarray, np.ndarray]:
     return q, d
 
 
+@njit(cache=True)
+def _linear_nb(codes, d, m, offset, x, out, parallel):
+    qx = np.empty((x.shape[0], codes.shape[1], 32), np.int8)
+    dx = np.empty((x.shape[0], codes.shape[1]), np.float32)
+    _q8_nb(x, qx, dx)
+    if parallel:
+        _dot_par(codes, d, m, offset, qx, dx, out)
+    else:
+        _dot_nb(codes, d, m, offset, qx, dx, out)
+    return dx
+
+
+@njit(cache=True)
+def _linear_q8_nb(codes, d, x, out, parallel):
+    qx = np.empty((x.shape[0], codes.shape[1], 32), np.int8)
+    dx = np.empty((x.shape[0], codes.shape[1]), np.float32)
+    _q8_nb(x, qx, dx)
+    if parallel:
+        _dot_q8_par(codes, d, qx, dx, out)
+    else:
+        _dot_q8_nb(codes, d, qx, dx, out)
+    return dx
+
+
+def block_linear(packed, offset: int, x) -> np.ndarray:
+    """``quantize_q8_blocks`` then the block product in one compiled call: float32 inputs
+    (tokens, in) -> (tokens, rows), what a bound layer runs per call. ``packed`` comes from
+    `pack_blocks` (Q4, with ``offset``) or `pack_q8` (``offset`` ignored)."""
+    if not isinstance(packed, PackedBlocks | PackedQ8):
+        raise TypeError(f"packed must come from pack_blocks or pack_q8, got "
+                        f"{type(packed).__name__}")
+    if x.dtype != np.float32 or x.ndim != 2 or x.shape[1] != packed.blocks * 32:
+        raise ValueError(f"x must be float32 (tokens, {packed.blocks * 32}), got {x.dtype} "
+                         f"{x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("x contains NaN or Inf")
+    x = np.ascontiguousarray(x)
+    big = _big(packed, x.shape[0])
+    if dispatch.USE_VNNI:
+        qx, dx = quantize_q8_blocks(x)
+        if isinstance(packed, PackedQ8):
+            return run_q8(packed, qx, dx, big)
+        return run(packed, offset, qx, dx, big)
+    out = np.empty((x.shape[0], packed.codes.shape[0] * LANES), np.float32)
+    if isinstance(packed, PackedQ8):
+        dx = _linear_q8_nb(packed.codes, packed.d, x, out, big)
+    else:
+        dx = _linear_nb(packed.codes, packed.d, packed.m, np.int32(offset), x, out, big)
+    if dx.max() > 65504:
+        raise ValueError("x is too large: a block's float16 scale would overflow")
+    return out[:, :packed.rows]
+
+
 def warm() -> None:
     f = np.ones((2, 1), np.float32)
     packed = pack_blocks(np.zeros((2, 1, 16), np.uint8), f, f)
@@ -251,3 +333,5 @@ def warm() -> None:
     for parallel in (False, True):
         run(packed, 8, qx, dx, parallel)
         run_q8(q8, qx, dx, parallel)
+        block_linear(packed, 8, np.ones((1, 32), np.float32))
+        block_linear(q8, 0, np.ones((1, 32), np.float32))

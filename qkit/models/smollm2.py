@@ -113,12 +113,20 @@ def text_tokens(split: str = "evaluation") -> np.ndarray:
     return np.asarray(tokenizer().encode(text).ids, dtype=np.int64)
 
 
+@lru_cache(maxsize=1)
+def _rotations(positions: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+    inv = ROPE_BASE ** (-torch.arange(0, HEAD, 2, dtype=torch.float64) / HEAD)
+    angle = torch.arange(positions, dtype=torch.float64)[:, None] * inv  # (P, 32), in float64
+    return angle.cos().float(), angle.sin().float()
+
+
 def rope(x: torch.Tensor, start: int) -> torch.Tensor:
     """Rotate adjacent pairs ``(x[2i], x[2i+1])`` of each head by ``pos * base^(-2i/64)``."""
     t = x.shape[-2]
-    inv = ROPE_BASE ** (-torch.arange(0, HEAD, 2, dtype=torch.float64) / HEAD)
-    angle = torch.arange(start, start + t, dtype=torch.float64)[:, None] * inv  # (T, 32)
-    cos, sin = angle.cos().to(x.dtype), angle.sin().to(x.dtype)
+    cos, sin = _rotations()
+    if start + t > cos.shape[0]:
+        raise ValueError(f"positions up to {start + t} exceed the model's context of 8192")
+    cos, sin = cos[start:start + t], sin[start:start + t]
     a, b = x[..., 0::2], x[..., 1::2]
     return torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1).flatten(-2)
 
@@ -175,9 +183,11 @@ class Block(nn.Module):
         k = k.repeat_interleave(HEADS // KV_HEADS, dim=1)  # (B,9,S,64): head h reads h // 3
         v = v.repeat_interleave(HEADS // KV_HEADS, dim=1)
         s = k.shape[2]
-        mask = torch.ones(t, s, dtype=torch.bool).tril(s - t)  # query i sees keys <= start+i
         att = (q @ k.transpose(-1, -2)) / math.sqrt(HEAD)
-        att = torch.softmax(att.masked_fill(~mask, float("-inf")), dim=-1)
+        if t > 1:  # query i sees keys <= start + i (one new token sees them all)
+            mask = torch.ones(t, s, dtype=torch.bool).tril(s - t)
+            att = att.masked_fill(~mask, float("-inf"))
+        att = torch.softmax(att, dim=-1)
         x = x + self.attn_output((att @ v).transpose(1, 2).reshape(b, t, WIDTH))
         h = self.ffn_norm(x)
         return x + self.ffn_down(F.silu(self.ffn_gate(h)) * self.ffn_up(h))

@@ -20,6 +20,7 @@ from torch import nn
 
 from qkit import kernels
 from qkit.formats import ggml
+from qkit.kernels.blockdot import block_linear
 from qkit.models.smollm2 import LINEARS, SmolLM2, raw_tensors
 
 
@@ -34,9 +35,7 @@ class BlockLinear(nn.Module):
         self.out_features, self.in_features = parts["qs"].shape[0], parts["qs"].shape[1] * 32
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., in) -> (..., out)
-        flat = np.ascontiguousarray(x.detach().reshape(-1, self.in_features).numpy(), np.float32)
-        qx, dx = kernels.quantize_q8_blocks(flat)
-        y = kernels.block_dot_packed(self.packed, self.offset, qx, dx)
+        y = block_linear(self.packed, self.offset, x.detach().reshape(-1, self.in_features).numpy())
         return torch.from_numpy(y).reshape(*x.shape[:-1], self.out_features)
 
     def weight_bytes(self) -> int:
@@ -58,9 +57,7 @@ class Q8Output(nn.Module):
         self.rows, self.in_features = rows, self.packed.blocks * 32
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        flat = np.ascontiguousarray(x.detach().reshape(-1, self.in_features).numpy(), np.float32)
-        qx, dx = kernels.quantize_q8_blocks(flat)
-        y = kernels.block_dot_q8_packed(self.packed, qx, dx)
+        y = block_linear(self.packed, 0, x.detach().reshape(-1, self.in_features).numpy())
         return torch.from_numpy(y).reshape(*x.shape[:-1], self.rows)
 
     def weight_bytes(self) -> int:

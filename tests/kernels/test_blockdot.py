@@ -3,6 +3,7 @@ and what it computes: the dequantized Q4 weights times the dequantized Q8_0 acti
 
 import numpy as np
 import pytest
+from kernel_cases import use_path
 
 import qkit.kernels as K
 import qkit.reference as R
@@ -25,7 +26,9 @@ def operands(rng, rows, blocks, tokens, offset=8):
 @pytest.mark.parametrize("rows,blocks,tokens", [(1, 1, 1), (3, 2, 1), (7, 5, 3), (65, 3, 2),
                                                 (192, 18, 1), (130, 2, 4)])
 @pytest.mark.parametrize("offset", [8, 0])
-def test_kernel_equals_reference(rng, rows, blocks, tokens, offset):
+@pytest.mark.parametrize("path", ["plain", "vnni"])
+def test_kernel_equals_reference(rng, monkeypatch, path, rows, blocks, tokens, offset):
+    use_path(monkeypatch, path)
     ops = operands(rng, rows, blocks, tokens, offset)
     expected = R.block_dot(*ops)
     np.testing.assert_array_equal(K.block_dot(*ops), expected)
@@ -37,7 +40,9 @@ def test_kernel_equals_reference(rng, rows, blocks, tokens, offset):
     assert expected.size == 1 or len(np.unique(expected)) > 1
 
 
-def test_extremes_are_exact(rng):
+@pytest.mark.parametrize("path", ["plain", "vnni"])
+def test_extremes_are_exact(rng, monkeypatch, path):
+    use_path(monkeypatch, path)
     qs = np.full((4, 3, 16), 0xFF, np.uint8)  # every code 15 (weight +7 for Q4_0)
     qx = np.full((2, 3, 32), -128, np.int8)
     qx[1] = 127
@@ -105,7 +110,9 @@ def test_packed_operands_are_checked(rng):
 
 
 @pytest.mark.parametrize("rows,blocks,tokens", [(1, 1, 1), (5, 3, 2), (130, 18, 1)])
-def test_q8_kernel_equals_reference(rng, rows, blocks, tokens):
+@pytest.mark.parametrize("path", ["plain", "vnni"])
+def test_q8_kernel_equals_reference(rng, monkeypatch, path, rows, blocks, tokens):
+    use_path(monkeypatch, path)
     qw = rng.integers(-128, 128, (rows, blocks, 32), dtype=np.int8)
     d = (rng.standard_normal((rows, blocks)) * 0.01).astype(np.float32)
     qx = rng.integers(-128, 128, (tokens, blocks, 32), dtype=np.int8)
@@ -126,3 +133,20 @@ def test_q8_kernel_equals_reference(rng, rows, blocks, tokens):
         K.block_dot_q8(qw[:, :, :16], d, qx, dx)
     with pytest.raises(TypeError, match="pack_q8"):
         K.block_dot_q8_packed(qw, qx, dx)
+
+
+@pytest.mark.parametrize("path", ["plain", "vnni"])
+def test_block_linear_is_quantize_then_dot(rng, monkeypatch, path):
+    use_path(monkeypatch, path)
+    x = rng.standard_normal((3, 96)).astype(np.float32)
+    qs, d, m, off, _, _ = operands(rng, 70, 3, 1, offset=0)
+    qw = rng.integers(-128, 128, (70, 3, 32), dtype=np.int8)
+    qx, dx = R.quantize_q8_blocks(x)
+    np.testing.assert_array_equal(blockdot.block_linear(K.pack_blocks(qs, d, m), 0, x),
+                                  R.block_dot(qs, d, m, 0, qx, dx))
+    np.testing.assert_array_equal(blockdot.block_linear(K.pack_q8(qw, d), 0, x),
+                                  R.block_dot_q8(qw, d, qx, dx))
+    with pytest.raises(ValueError, match="NaN"):
+        blockdot.block_linear(K.pack_q8(qw, d), 0, np.full_like(x, np.inf))
+    with pytest.raises(ValueError, match="float32"):
+        blockdot.block_linear(K.pack_q8(qw, d), 0, x[:, :64])
