@@ -241,18 +241,32 @@ def _f16(v):
 
 @njit(cache=True)
 def _q8_nb(x, q, d):
+    # returns 0, or 1 if x holds NaN / Inf, or 2 if a float16 scale would overflow
     for t in range(x.shape[0]):
         for b in range(d.shape[1]):
             amax = np.float32(0.0)
             for j in range(32):
-                amax = max(amax, abs(x[t, b * 32 + j]))
+                v = x[t, b * 32 + j]
+                if v - v != 0:  # NaN or Inf
+                    return 1
+                amax = max(amax, abs(v))
             scale = amax / np.float32(127.0)
+            if scale > 65504:
+                return 2
             inv = np.float32(0.0) if scale == 0 else np.float32(1.0) / scale
             for j in range(32):
                 v = x[t, b * 32 + j] * inv
                 r = np.floor(abs(v) + np.float32(0.5))
                 q[t, b, j] = np.int8(r if v >= 0 else -r)
             d[t, b] = _f16(scale)
+    return 0
+
+
+def _raise_for(status: int) -> None:
+    if status == 1:
+        raise ValueError("x contains NaN or Inf")
+    if status == 2:
+        raise ValueError("x is too large: a block's float16 scale would overflow")
 
 
 def quantize_q8_blocks(x) -> tuple[np.ndarray, np.ndarray]:
@@ -261,14 +275,10 @@ def quantize_q8_blocks(x) -> tuple[np.ndarray, np.ndarray]:
     if x.dtype != np.float32 or x.ndim != 2 or x.shape[1] % 32 or x.size == 0:
         raise ValueError(f"x must be float32 (tokens, n) with n a multiple of 32, got {x.dtype} "
                          f"{x.shape}")
-    if not np.isfinite(x).all():
-        raise ValueError("x contains NaN or Inf")
     x = np.ascontiguousarray(x)
     q = np.empty((x.shape[0], x.shape[1] // 32, 32), np.int8)
     d = np.empty((x.shape[0], x.shape[1] // 32), np.float32)
-    _q8_nb(x, q, d)
-    if d.max() > 65504:
-        raise ValueError("x is too large: a block's float16 scale would overflow")
+    _raise_for(_q8_nb(x, q, d))
     return q, d
 
 
@@ -276,24 +286,28 @@ def quantize_q8_blocks(x) -> tuple[np.ndarray, np.ndarray]:
 def _linear_nb(codes, d, m, offset, x, out, parallel):
     qx = np.empty((x.shape[0], codes.shape[1], 32), np.int8)
     dx = np.empty((x.shape[0], codes.shape[1]), np.float32)
-    _q8_nb(x, qx, dx)
+    status = _q8_nb(x, qx, dx)
+    if status:
+        return status
     if parallel:
         _dot_par(codes, d, m, offset, qx, dx, out)
     else:
         _dot_nb(codes, d, m, offset, qx, dx, out)
-    return dx
+    return 0
 
 
 @njit(cache=True)
 def _linear_q8_nb(codes, d, x, out, parallel):
     qx = np.empty((x.shape[0], codes.shape[1], 32), np.int8)
     dx = np.empty((x.shape[0], codes.shape[1]), np.float32)
-    _q8_nb(x, qx, dx)
+    status = _q8_nb(x, qx, dx)
+    if status:
+        return status
     if parallel:
         _dot_q8_par(codes, d, qx, dx, out)
     else:
         _dot_q8_nb(codes, d, qx, dx, out)
-    return dx
+    return 0
 
 
 def block_linear(packed, offset: int, x) -> np.ndarray:
@@ -306,8 +320,6 @@ def block_linear(packed, offset: int, x) -> np.ndarray:
     if x.dtype != np.float32 or x.ndim != 2 or x.shape[1] != packed.blocks * 32:
         raise ValueError(f"x must be float32 (tokens, {packed.blocks * 32}), got {x.dtype} "
                          f"{x.shape}")
-    if not np.isfinite(x).all():
-        raise ValueError("x contains NaN or Inf")
     x = np.ascontiguousarray(x)
     big = _big(packed, x.shape[0])
     if dispatch.USE_VNNI:
@@ -317,11 +329,10 @@ def block_linear(packed, offset: int, x) -> np.ndarray:
         return run(packed, offset, qx, dx, big)
     out = np.empty((x.shape[0], packed.codes.shape[0] * LANES), np.float32)
     if isinstance(packed, PackedQ8):
-        dx = _linear_q8_nb(packed.codes, packed.d, x, out, big)
+        status = _linear_q8_nb(packed.codes, packed.d, x, out, big)
     else:
-        dx = _linear_nb(packed.codes, packed.d, packed.m, np.int32(offset), x, out, big)
-    if dx.max() > 65504:
-        raise ValueError("x is too large: a block's float16 scale would overflow")
+        status = _linear_nb(packed.codes, packed.d, packed.m, np.int32(offset), x, out, big)
+    _raise_for(status)
     return out[:, :packed.rows]
 
 
