@@ -58,7 +58,7 @@ def slider(low: int, high: int, value: int, description: str) -> W.IntSlider:
 
 def _alternatives(control) -> list:
     """Values to move a control to from its default: every other option of a menu (at most
-    three), the other state of a checkbox, both ends of a slider."""
+    three), the other state of a checkbox, both ends of a slider, another text and none."""
     start = control.value
     if hasattr(control, "options"):
         options = [o[1] if isinstance(o, tuple) else o for o in control.options]
@@ -66,6 +66,8 @@ def _alternatives(control) -> list:
         return others if len(others) <= 3 else [others[0], others[len(others) // 2], others[-1]]
     if isinstance(start, bool):
         return [not start]
+    if isinstance(start, str):  # a text box: a different text, and an empty one
+        return [start + " and", ""]
     return [v for v in (control.min, control.max) if v != start]
 
 

@@ -30,7 +30,7 @@ def exercise_list() -> list[str]:
     """Every exercise as ``"NN name"``, in notebook order."""
     import importlib
 
-    return [f"{nb:02d} {name}" for nb in range(12)
+    return [f"{nb:02d} {name}" for nb in range(13)
             for name in importlib.import_module(f"qkit.lab.exercises.{_module(nb)}").SOLUTIONS]
 
 
@@ -38,7 +38,8 @@ def _module(nb: int) -> str:
     return {0: "ex00_welcome", 1: "ex01_range_mapping", 2: "ex02_noise",
             3: "ex03_integer_arithmetic", 4: "ex04_speed", 5: "ex05_calibration",
             6: "ex06_grids", 7: "ex07_qat", 8: "ex08_mixed_precision", 9: "ex09_cost",
-            10: "ex10_transformer", 11: "ex11_formats"}[nb]
+            10: "ex10_transformer", 11: "ex11_formats",
+            12: "ex12_language"}[nb]
 
 
 def _student(path: Path, root: Path) -> str:

@@ -212,7 +212,6 @@ class SmolLM2(nn.Module):
         return h @ self.token_embd.weight.T if self.output is None else self.output(h)
 
 
-@lru_cache(maxsize=1)
 def _state() -> dict[str, torch.Tensor]:
     w = float_weights()
     state = {name: w[name] for name in ("token_embd.weight", "output_norm.weight")}
@@ -226,7 +225,8 @@ def load() -> SmolLM2:
     """The float reference model (the dequantized GGUF weights), in eval mode."""
     with torch.device("meta"):  # no random initialisation of 135 M weights to overwrite
         model = SmolLM2()
-    model.load_state_dict({k: v.clone() for k, v in _state().items()}, assign=True)
+    # dequantized afresh on each call (~1 s): a cached copy would double the 0.5 GB it holds
+    model.load_state_dict(_state(), assign=True)
     return model.eval().requires_grad_(False)
 
 
@@ -240,15 +240,17 @@ def check_prompt(ids, name: str = "prompt") -> torch.Tensor:
 
 
 @torch.inference_mode()
-def generate(model: nn.Module, prompt: str, new_tokens: int = 32, temperature: float = 0.0,
-             seed: int = 0, stop_at_eos: bool = True) -> str:
-    """Continue ``prompt``: greedy when ``temperature == 0``, else sampled with ``seed``."""
-    if not isinstance(new_tokens, int) or not 0 <= new_tokens <= 4096:
+def generate_ids(model: nn.Module, ids, new_tokens: int = 32, temperature: float = 0.0,
+                 seed: int = 0, stop_at_eos: bool = True) -> list[int]:
+    """The ids that continue ``ids``: greedy when ``temperature == 0``, else sampled with
+    ``seed`` (the same seed draws the same random numbers for every model)."""
+    if isinstance(new_tokens, bool) or not isinstance(new_tokens, int) \
+            or not 0 <= new_tokens <= 4096:
         raise ValueError(f"new_tokens must be an int in 0..4096, got {new_tokens!r}")
-    if not math.isfinite(temperature) or temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature!r}")
-    tok = tokenizer()
-    ids = check_prompt(tok.encode(prompt).ids)
+    if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) \
+            or temperature < 0:
+        raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
+    ids = check_prompt(ids)
     gen = torch.Generator().manual_seed(seed)
     cache, out = KVCache(), []
     logits = model(ids, cache)[0, -1]
@@ -261,4 +263,14 @@ def generate(model: nn.Module, prompt: str, new_tokens: int = 32, temperature: f
             break
         out.append(nxt)
         logits = model(torch.tensor([[nxt]]), cache)[0, -1]
+    return out
+
+
+def generate(model: nn.Module, prompt: str, new_tokens: int = 32, temperature: float = 0.0,
+             seed: int = 0, stop_at_eos: bool = True) -> str:
+    """Continue ``prompt``: greedy when ``temperature == 0``, else sampled with ``seed``."""
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
+    tok = tokenizer()
+    out = generate_ids(model, tok.encode(prompt).ids, new_tokens, temperature, seed, stop_at_eos)
     return tok.decode(out)

@@ -98,3 +98,41 @@ def precompute_salient(progress: bool = True, fraction: float = 0.01) -> dict:
     return {"rows": [{"name": k, **v} for k, v in scores.items()], "scheme": scheme.describe(),
             "fraction": fraction, "protocol": language.Protocol().describe(),
             "activation_statistics": "mean |x| per input channel, 4 x 512 calibration tokens"}
+
+
+SWEEP_BITS = (2, 3, 4, 6, 8)
+SWEEP_GROUPS = (32, 64, 128, None)
+
+
+def precompute_rtn_sweep(progress: bool = True, batch: int = 10) -> dict:
+    """RTN at every bits x group size x (a)symmetry of `SWEEP_BITS` x `SWEEP_GROUPS`: perplexity,
+    KL to the reference and stored bits per weight of the block linears. Models are scored
+    ``batch`` at a time next to the reference (memory: one float copy each)."""
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    reference = smollm2.load()
+    protocol = language.Protocol()
+    schemes = [WeightScheme(b, g, s) for b in SWEEP_BITS for g in SWEEP_GROUPS
+               for s in (False, True)]
+    rows = []
+    for start in range(0, len(schemes), batch):
+        part = schemes[start:start + batch]
+        variants = {"reference": reference}
+        info = {}
+        for scheme in part:
+            m, w = smollm2_quant.quantize(reference, "rtn", scheme)
+            variants[scheme.describe()] = m
+            info[scheme.describe()] = {"bits": scheme.bits, "group_size": scheme.group_size,
+                                       "symmetric": scheme.symmetric,
+                                       "bytes": smollm2_quant.weight_bytes(w),
+                                       "bits_per_weight": 8 * smollm2_quant.weight_bytes(w)
+                                       / sum(q.codes.size for q in w.values())}
+        if progress:
+            print(f"schemes {start + 1}-{start + len(part)} of {len(schemes)}", flush=True)
+        scores = language.evaluate(variants, protocol, reference="reference", progress=progress)
+        rows += [{"name": k, **v, **scores[k]} for k, v in info.items()]
+        if start == 0:
+            rows.insert(0, {"name": "reference", **scores["reference"]})
+        del variants
+    return {"rows": rows, "protocol": protocol.describe(), "bits": list(SWEEP_BITS),
+            "groups": [g or 0 for g in SWEEP_GROUPS]}

@@ -29,6 +29,7 @@ PRODUCERS = {
     "formats": "qkit.studies.formats:precompute",
     "llm": "qkit.studies.llm:precompute",
     "llm_salient": "qkit.studies.llm:precompute_salient",
+    "llm_rtn": "qkit.studies.llm:precompute_rtn_sweep",
 }
 
 

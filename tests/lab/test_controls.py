@@ -131,3 +131,28 @@ def test_block_explorer_refuses_short_input_and_handles_an_all_zero_block():
     for fmt in ("mxfp4", "mxfp6_e2m3", "mxfp8_e4m3", "mxint8", "nvfp4"):
         ex.controls["fmt"].value = fmt
         assert ex.figure is not None
+
+
+@pytest.mark.slow
+def test_language_explorers_every_control_visible():
+    from qkit.models import smollm2, smollm2_quant
+    from qkit.studies import results
+
+    lm = smollm2.load()
+    means = smollm2_quant.activation_means(lm, windows=1)
+    for ex in (widgets.gguf_block_explorer(), widgets.rtn_sweep_explorer(results.load("llm_rtn")),
+               widgets.channel_explorer(means)):
+        _all_visible(ex)
+    ex = widgets.generation_explorer(lm)
+    rows = control_effects(ex)
+    hidden = [(r["control"], r["value"]) for r in rows if not r["visible"]]
+    assert hidden == [("seed", 9)], hidden  # greedy ...
+    assert "seed matters only when sampling" in ex.label.value  # ... and it says so
+    ex.controls["temperature"].value = 0.8
+    before = ex.image.value
+    ex.controls["seed"].value = 5
+    assert ex.image.value != before and "seed 5" in ex.label.value
+    ex.controls["prompt"].value = "   "  # nothing a student types raises
+    assert "type a prompt" in ex.label.value
+    ex.controls["prompt"].value = "\u00e9\u00e8 \U0001F600 " * 200
+    assert ex.result["n"] > 0

@@ -13,7 +13,7 @@ from qkit.lab.exercises.feedback import NOT_ANSWERED
 MODULES = [importlib.import_module(f"qkit.lab.exercises.{m}") for m in (
     "ex00_welcome", "ex01_range_mapping", "ex02_noise", "ex03_integer_arithmetic", "ex04_speed",
     "ex05_calibration", "ex06_grids", "ex07_qat", "ex08_mixed_precision", "ex09_cost",
-    "ex10_transformer", "ex11_formats")]
+    "ex10_transformer", "ex11_formats", "ex12_language")]
 CHECKERS = [(m, name) for m in MODULES for name in m.SOLUTIONS]
 CASES = [(m, name, args, hint) for m in MODULES for name, cases in m.MISTAKES.items()
          for args, hint in cases]

@@ -28,7 +28,7 @@ from typing import Callable
 
 from qkit.lab.claims.prose import normalize, paragraphs, statements
 
-NOTEBOOKS = ("00", "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11")
+NOTEBOOKS = ("00", "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12")
 
 
 @dataclass(frozen=True)

@@ -24,3 +24,11 @@ def stored_rows(model: str, metric: str) -> dict:
 
     return {r["scheme"]: r["value"] for r in results.load("models")["rows"]
             if r["model"] == model and r["metric"] == metric}
+
+
+@cache
+def smollm2():
+    """The SmolLM2 float reference, loaded once (0.5 GB)."""
+    from qkit.models import smollm2 as S
+
+    return S.load()

@@ -41,11 +41,13 @@ from qkit.lab.exercises.ex10_transformer import SOLUTIONS as _ex10
 from qkit.lab.exercises.ex10_transformer import group_bytes, levels_left, smoothing_factor
 from qkit.lab.exercises.ex11_formats import SOLUTIONS as _ex11
 from qkit.lab.exercises.ex11_formats import e4m3_by_hand, nvfp4_bytes, shared_exponent
+from qkit.lab.exercises.ex12_language import SOLUTIONS as _ex12
+from qkit.lab.exercises.ex12_language import perplexity_from_nll, q4_1_bits, q4_1_weight
 from qkit.lab.exercises.feedback import Feedback, report
 
 SOLUTIONS = {
     **_ex00, **_ex01, **_ex02, **_ex03, **_ex04, **_ex05, **_ex06, **_ex07, **_ex08, **_ex09,
-    **_ex10, **_ex11
+    **_ex10, **_ex11, **_ex12
 }
 
 __all__ = [
@@ -56,7 +58,8 @@ __all__ = [
     "kmeans_step", "lut_multiplies", "nf4_bits_per_weight", "ste_gradient", "lsq_init",
     "lsq_grad_scale", "additive_sqnr", "allocation_bytes", "greedy_choice", "dram_vs_mac",
     "model_energy", "gemv_intensity", "smoothing_factor", "group_bytes", "levels_left",
-    "e4m3_by_hand", "shared_exponent", "nvfp4_bytes"
+    "e4m3_by_hand", "shared_exponent", "nvfp4_bytes", "q4_1_weight", "q4_1_bits",
+    "perplexity_from_nll"
 ]
 
 
