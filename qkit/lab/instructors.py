@@ -136,6 +136,18 @@ PLAN = {
           "the hardware?",
           "A rotation helps per-tensor int8 a lot and NVFP4 not at all: what does each "
           "already do about outliers?"]),
+    12: (40, ["notebooks 01, 02 and 10", "what a softmax and a logarithm are"],
+         ["read a GGUF Q4_1 or Q8_0 block byte by byte and compute its weights by hand",
+          "state a perplexity with its protocol, and say what the KL divergence to a "
+          "reference adds",
+          "explain why smaller groups, GPTQ's error feedback and AWQ's channel scales each "
+          "lower the error of 3- and 4-bit weights, and what each costs"],
+         ["The reference model is itself a 4-bit file: which conclusions of this notebook "
+          "would change with the original bfloat16 weights, and which would not?",
+          "A quantized model's perplexity comes out a hair below the reference's: is it a "
+          "better model? What would you measure next?",
+          "Keeping 1% of the channels in float nearly halves the int3 perplexity: why does "
+          "AWQ scale those channels instead of keeping them in float?"]),
 }
 
 

@@ -161,6 +161,25 @@ class KVCache:
     def bytes_per_token(self) -> int:
         return 2 * LAYERS * KV_HEADS * HEAD * 4  # keys and values, float32
 
+    def attend(self, layer: int, q, k, v, start: int):
+        """Attention of the new queries over every key and value so far (the new ones
+        appended). A cache that stores keys and values differently overrides this."""
+        k, v = self.append(layer, k, v)
+        return attention(q, k, v)
+
+
+def attention(q, k, v):
+    """Causal grouped-query attention: q (B,9,T,64) are the last T positions of the S keys and
+    values (B,3,S,64); query head h reads key/value head h // 3."""
+    k = k.repeat_interleave(HEADS // KV_HEADS, dim=1)  # (B,9,S,64)
+    v = v.repeat_interleave(HEADS // KV_HEADS, dim=1)
+    t, s = q.shape[2], k.shape[2]
+    att = (q @ k.transpose(-1, -2)) / math.sqrt(HEAD)
+    if t > 1:  # query i sees keys <= start + i (one new token sees them all)
+        mask = torch.ones(t, s, dtype=torch.bool).tril(s - t)
+        att = att.masked_fill(~mask, float("-inf"))
+    return torch.softmax(att, dim=-1) @ v
+
 
 class Block(nn.Module):
     def __init__(self):
@@ -178,17 +197,8 @@ class Block(nn.Module):
         q = rope(self.attn_q(h).view(b, t, HEADS, HEAD).transpose(1, 2), start)
         k = rope(self.attn_k(h).view(b, t, KV_HEADS, HEAD).transpose(1, 2), start)
         v = self.attn_v(h).view(b, t, KV_HEADS, HEAD).transpose(1, 2)
-        if cache is not None:
-            k, v = cache.append(layer, k, v)
-        k = k.repeat_interleave(HEADS // KV_HEADS, dim=1)  # (B,9,S,64): head h reads h // 3
-        v = v.repeat_interleave(HEADS // KV_HEADS, dim=1)
-        s = k.shape[2]
-        att = (q @ k.transpose(-1, -2)) / math.sqrt(HEAD)
-        if t > 1:  # query i sees keys <= start + i (one new token sees them all)
-            mask = torch.ones(t, s, dtype=torch.bool).tril(s - t)
-            att = att.masked_fill(~mask, float("-inf"))
-        att = torch.softmax(att, dim=-1)
-        x = x + self.attn_output((att @ v).transpose(1, 2).reshape(b, t, WIDTH))
+        out = attention(q, k, v) if cache is None else cache.attend(layer, q, k, v, start)
+        x = x + self.attn_output(out.transpose(1, 2).reshape(b, t, WIDTH))
         h = self.ffn_norm(x)
         return x + self.ffn_down(F.silu(self.ffn_gate(h)) * self.ffn_up(h))
 

@@ -351,18 +351,22 @@ def mnist_tour(rounds: int = 5) -> dict:
 
 def precompute(progress: bool = True) -> dict:
     """Every model's rows (`python -m qkit eval`), for notebook 09; a few minutes."""
-    import platform
-
     rows = []
     for name in MODELS:
         rows += [asdict(r) for r in MODELS[name](progress=progress)]
+    return {"rows": rows, "cpu": cpu_name(), "fingerprint": fingerprint(),
+            "batch": {"mnist-cnn": BATCH, "mobilenet-v2": 16, "minilm": 16}}
+
+
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    import platform
+
     cpu = platform.processor() or platform.machine()
     try:
         for line in open("/proc/cpuinfo"):
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return {"rows": rows, "cpu": cpu, "fingerprint": fingerprint(),
-            "batch": {"mnist-cnn": BATCH, "mobilenet-v2": 16, "minilm": 16}}
+    return cpu

@@ -6,11 +6,18 @@
     python -m qkit eval --json               # one object per line: model, scheme, metric,
                                              # value, fp32_value, size_bytes, latency_ms, engine
     python -m qkit eval --formats            # FP8 / MX / NVFP4 rows too (fake-quantized)
+    python -m qkit eval --llm                # SmolLM2 rows too: perplexity / KL per scheme
+    python -m qkit eval --models smollm2     # measure SmolLM2's rows again (about 15 minutes)
 
 The format rows (``--formats``; `qkit.studies.formats`) are fake-quantized: the formats' values
 in float32 arithmetic, sizes with every scale, latency of the emulation. They are stored in
 ``data/results/formats.json`` (``python -m qkit precompute formats``) and recomputed with
 ``--recompute`` like the integer rows.
+
+The SmolLM2 rows (``--llm``; `qkit.studies.eval_llm`) are perplexity and KL divergence to the
+float reference on the protocol of `qkit.topics.language`, with bytes of the block linears and
+milliseconds per decoded token; stored in ``data/results/llm_eval.json``
+(``python -m qkit precompute llm_eval``).
 
 The stored table is ``data/results/models.json`` (checksummed, `qkit.studies.results`), written
 by ``python -m qkit precompute models`` with a fingerprint of the code that measured it
@@ -26,6 +33,8 @@ from dataclasses import asdict
 from qkit.studies.eval import BATCH, MODELS, Row, fingerprint, format_rows
 from qkit.studies.formats import MODELS as FORMAT_MODELS
 
+LLM_MODELS = ("smollm2",)
+
 
 def stored() -> dict:
     """The stored table (``data/results/models.json``, checksum verified)."""
@@ -39,6 +48,11 @@ def _measure(args) -> tuple[list[Row], str]:
     rows = []
     for name in names:
         kw = {} if args.rounds is None else {"rounds": args.rounds}
+        if name in LLM_MODELS:
+            from qkit.studies.eval_llm import smollm2_rows
+
+            rows += smollm2_rows(progress=not args.no_progress, **kw)
+            continue
         rows += MODELS[name](progress=not args.no_progress, **kw)
         if args.formats:
             rows += FORMAT_MODELS[name](progress=not args.no_progress)
@@ -54,13 +68,15 @@ def main(argv=None) -> int:
                    help="print the stored table (the default)")
     p.add_argument("--recompute", action="store_true",
                    help="measure every model again (about 15 minutes) instead")
-    p.add_argument("--models", nargs="+", choices=list(MODELS),
+    p.add_argument("--models", nargs="+", choices=list(MODELS) + list(LLM_MODELS),
                    help="measure only these models again")
     p.add_argument("--rounds", type=int, default=None,
                    help="timing rounds of a recomputation (default: 7 MNIST, 5 the others)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--formats", action="store_true",
                    help="also the FP8 / MX / NVFP4 rows (fake-quantized, qkit.studies.formats)")
+    p.add_argument("--llm", action="store_true",
+                   help="also the stored SmolLM2 rows (perplexity, KL; qkit.studies.eval_llm)")
     args = p.parse_args(argv)
     if args.stored and (args.recompute or args.models):
         p.error("--stored prints the stored table; it does not go with --recompute / --models")
@@ -75,6 +91,10 @@ def main(argv=None) -> int:
             from qkit.studies import results
 
             rows += [Row(**r) for r in results.load("formats")["rows"]]
+        if args.llm:
+            from qkit.studies import results
+
+            rows += [Row(**r) for r in results.load("llm_eval")["rows"]]
         origin = (f"stored table, measured on {table.get('cpu', 'an unrecorded CPU')} by "
                   "python -m qkit precompute models; --recompute measures it again here "
                   "(about 15 minutes), --models NAME one model")
@@ -97,5 +117,10 @@ def main(argv=None) -> int:
           + ("\nFormat rows (engine qkit fake-quant): the formats' values in float32 "
              "arithmetic, bytes with every scale, latency of the emulation (no CPU runs them); "
              "MiniLM's bbc_accuracy_fixed_head reads each format's embeddings with the "
-             "classifier fitted on fp32's." if args.formats else ""))
+             "classifier fitted on fp32's." if args.formats else "")
+          + ("\nSmolLM2 rows: perplexity and KL to the float reference (lower is better; "
+             "ctx 512, 16 windows, second halves scored, 4,080 tokens of the Wikipedia "
+             "evaluation split); latency is ms per decoded token; bytes are the block "
+             "linears'." if args.llm or any(r.model.startswith("smollm2") for r in rows)
+             else ""))
     return 0

@@ -136,3 +136,40 @@ def precompute_rtn_sweep(progress: bool = True, batch: int = 10) -> dict:
         del variants
     return {"rows": rows, "protocol": protocol.describe(), "bits": list(SWEEP_BITS),
             "groups": [g or 0 for g in SWEEP_GROUPS]}
+
+
+def kv_schemes():
+    from qkit.models.smollm2_kv import KVScheme
+
+    return {"K8 V8": KVScheme(8, 8), "K4 V4": KVScheme(4, 4), "K2 V2": KVScheme(2, 2),
+            "K4 V2": KVScheme(4, 2), "K2 V4": KVScheme(2, 4),
+            "K2 V2, no float tokens": KVScheme(2, 2, residual=0),
+            "K2 V2, 128 float tokens": KVScheme(2, 2, residual=128),
+            "K4 V4, keys per token": KVScheme(4, 4, keys="token"),
+            "K2 V2, keys per token": KVScheme(2, 2, keys="token")}
+
+
+def precompute_kv(progress: bool = True) -> dict:
+    """The KV cache quantized as KIVI does (`qkit.models.smollm2_kv`), the weights left as
+    the reference's: perplexity, KL and the cache's bytes per token for each setting."""
+    from qkit.models.smollm2_kv import QuantizedKVCache
+
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    reference = smollm2.load()
+    schemes = kv_schemes()
+
+    def with_cache(scheme):
+        return lambda ids: reference(ids, QuantizedKVCache(scheme))
+
+    models = {"float32 cache": reference, **{k: with_cache(s) for k, s in schemes.items()}}
+    scores = language.evaluate(models, language.Protocol(), reference="float32 cache",
+                               progress=progress)
+    rows = [{"name": "float32 cache", **scores["float32 cache"],
+             "bytes_per_token": smollm2.KVCache().bytes_per_token()}]
+    for k, s in schemes.items():
+        rows.append({"name": k, **scores[k], "key_bits": s.key_bits, "value_bits": s.value_bits,
+                     "group": s.group, "residual": s.residual, "keys": s.keys,
+                     "describe": s.describe(), "bytes_per_token": s.bytes_per_token()})
+    return {"rows": rows, "protocol": language.Protocol().describe(),
+            "weights": "the reference's (the dequantized GGUF file), float32"}

@@ -30,6 +30,8 @@ PRODUCERS = {
     "llm": "qkit.studies.llm:precompute",
     "llm_salient": "qkit.studies.llm:precompute_salient",
     "llm_rtn": "qkit.studies.llm:precompute_rtn_sweep",
+    "llm_kv": "qkit.studies.llm:precompute_kv",
+    "llm_eval": "qkit.studies.eval_llm:precompute",
 }
 
 

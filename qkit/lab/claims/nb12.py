@@ -76,8 +76,8 @@ def _paris():
                     f"top two {[(t, round(p, 3)) for t, p in top]}")
 
 
-@claim("12", "A Q4_1 block is 20 bytes: a float16 scale d, a float16 minimum m and 32 four-bit "
-             "codes q, two per byte, each weight w = d\\,q + m.")
+@claim("12", "A Q4_1 block is 20 bytes: a float16 scale $d$, a float16 minimum $m$ and 32 four-bit "
+             "codes $q$, two per byte, each weight $w = d\\,q + m$.")
 def _q4_1_layout():
     from qkit.formats import ggml
     from qkit.topics.language import file_block
@@ -90,8 +90,8 @@ def _q4_1_layout():
                     f"{v['bytes'].size} bytes; d*q + m equals gguf's dequantized values: {same}")
 
 
-@claim("12", "The embedding (which doubles as the output layer) is Q8_0: 34 bytes, a float16 d "
-             "and 32 int8 codes, w = d\\,q.")
+@claim("12", "The embedding (which doubles as the output layer) is Q8_0: 34 bytes, a float16 $d$ "
+             "and 32 int8 codes, $w = d\\,q$.")
 def _q8_0_layout():
     from qkit.models import smollm2 as S
     from qkit.topics.language import file_block
@@ -117,18 +117,18 @@ def _nibbles():
                     f"codes from the nibbles by hand match: {ok}")
 
 
-@claim("12", "Step through the 18 blocks of a row: d changes from block to block, because every "
+@claim("12", "Step through the 18 blocks of a row: $d$ changes along the row, because every "
              "32 weights get a grid of their own.")
 def _d_changes():
     from qkit.topics.language import file_block
 
     ds = [file_block("blk.2.attn_q.weight", 0, b)["d"] for b in range(18)]
-    return measured(len(set(ds)) == 18, f"{len(set(ds))} distinct d in 18 blocks, "
+    return measured(len(set(ds)) >= 17, f"{len(set(ds))} distinct d in 18 blocks, "
                                         f"{min(ds):.4g} to {max(ds):.4g}")
 
 
 @claim("12", "Look for the block's smallest and largest weights: in every one of the file's "
-             "3,317,760 Q4_1 blocks the smallest sits on code 0 (the value m) and the largest on "
+             "3,317,760 Q4_1 blocks the smallest sits on code 0 (the value $m$) and the largest on "
              "code 15.", slow=True)
 def _code_ends():
     from qkit.formats import ggml
@@ -175,6 +175,29 @@ def _one_window():
     w = window_perplexity(reference())
     full = _rows("llm")["reference"]["perplexity"]
     return measured(0.4 < w / full < 0.6, f"window 0: {w:.2f}, all 16 (stored): {full:.2f}")
+
+
+@claim("12", "AWQ starts from an observation: in every linear layer a few input channels carry "
+             "activations far larger than the rest, and the weights that multiply them matter "
+             "most.", slow=True)
+def _observation():
+    r = [_ratio(m) for m in _means().values()]
+    _, rtn, sal, rnd = _salient()
+    return measured(min(r) > 2.5 and sal < rnd,
+                    f"top 1% of channels at >= {min(r):.1f}x the median in every layer; their "
+                    f"weights kept in float: {sal:.1f} vs {rnd:.1f} for as many at random")
+
+
+@claim("12", "AWQ's motivating experiment: int3 g128 RTN, but the weights of 1% of each layer's "
+             "input channels kept in float, either the most active channels or as many at "
+             "random (python -m qkit precompute llm_salient):")
+def _salient_setup():
+    from qkit.studies import results
+
+    s = results.load("llm_salient")
+    return measured(s["scheme"] == "int3 g128 asym" and s["fraction"] == 0.01
+                    and "mean |x|" in s["activation_statistics"],
+                    f"{s['scheme']}, fraction {s['fraction']}, {s['activation_statistics']}")
 
 
 @claim("12", "Layer 0, attn_output: its top 6 channels average over 30x the median channel.",
@@ -234,10 +257,10 @@ def _int3_methods():
                     f"{cut[1]:.0%}")
 
 
-@claim("12", "llama.cpp's block formats, applied by qkit to the reference: Q4_K (4.5 bits per "
-             "weight, a 6-bit scale and minimum per 32 weights inside super-blocks of 256) keeps "
-             "within 0.4 of the reference's perplexity, where Q4_0 at the same 4.5 bits loses "
-             "more than 4.")
+@claim("12", "The block formats of llama.cpp, applied by qkit to the reference: Q4_K (4.5 bits "
+             "per weight, a 6-bit scale and minimum per 32 weights inside super-blocks of 256) "
+             "keeps within 0.4 of the reference's perplexity, where Q4_0 at the same 4.5 bits "
+             "loses more than 4.")
 def _gguf_formats():
     from qkit.formats import ggml, kquants
 
