@@ -60,21 +60,36 @@ def gguf_path():
     return data.package_file(GGUF)
 
 
-@lru_cache(maxsize=1)
 def reader():
+    """A fresh `gguf.GGUFReader` of the file (~2 s, ~160 MB of parsed metadata: not kept)."""
     return _require_gguf().GGUFReader(gguf_path())
+
+
+@lru_cache(maxsize=1)
+def _tensors() -> dict[str, tuple[str, np.ndarray]]:
+    # views into the file's read-only memory map; the reader's metadata is let go
+    return {t.name: (t.tensor_type.name.lower(), np.asarray(t.data)) for t in reader().tensors}
 
 
 def raw_tensors() -> dict[str, tuple[str, np.ndarray]]:
     """Every tensor of the file as it is stored: name -> (format, bytes or float32 array)."""
-    return {t.name: (t.tensor_type.name.lower(), np.asarray(t.data)) for t in reader().tensors}
+    return dict(_tensors())
 
 
 def float_weights() -> dict[str, np.ndarray]:
     """The dequantized weights, float32, rows = output features (what a Linear stores)."""
     out = {}
     for name, (fmt, raw) in raw_tensors().items():
-        out[name] = ggml.dequantize(raw, fmt) if fmt in ggml.FORMATS else raw.astype(np.float32)
+        if fmt not in ggml.FORMATS:
+            out[name] = raw.astype(np.float32)
+            continue
+        # 2,048 rows at a time: the temporaries of a whole 49,152-row embedding would add
+        # ~300 MB to the peak (the notebooks run in 2 GB)
+        w = np.empty((raw.shape[0], raw.shape[1] // ggml.FORMATS[fmt][2] * ggml.BLOCK),
+                     np.float32)
+        for r in range(0, raw.shape[0], 2048):
+            w[r:r + 2048] = ggml.dequantize(raw[r:r + 2048], fmt)
+        out[name] = w
     return out
 
 
@@ -238,6 +253,15 @@ def load() -> SmolLM2:
     # dequantized afresh on each call (~1 s): a cached copy would double the 0.5 GB it holds
     model.load_state_dict(_state(), assign=True)
     return model.eval().requires_grad_(False)
+
+
+def copy_sharing_embedding(model: SmolLM2) -> SmolLM2:
+    """A deep copy of ``model`` that shares its token embedding (113 MB) instead of copying
+    it: what the weight quantizers start from (none of them touches the embedding, which is
+    also the tied output layer)."""
+    import copy
+
+    return copy.deepcopy(model, memo={id(model.token_embd): model.token_embd})
 
 
 def check_prompt(ids, name: str = "prompt") -> torch.Tensor:

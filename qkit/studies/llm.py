@@ -25,10 +25,9 @@ GGUF_FORMATS = ("q8_0", "q5_1", "q4_1", "q4_0", "q4_k", "q6_k")
 @torch.inference_mode()
 def gguf_model(model, fmt: str):
     """A copy of ``model`` whose linears are re-quantized to a GGUF block format by qkit."""
-    import copy
 
     module = ggml if fmt in ggml.FORMATS else kquants
-    out = copy.deepcopy(model)
+    out = smollm2.copy_sharing_embedding(model)
     for block in out.blocks:
         for name in smollm2.LINEARS:
             w = getattr(block, name).weight
@@ -39,6 +38,28 @@ def gguf_model(model, fmt: str):
             else:
                 w.copy_(torch.from_numpy(module.dequantize(module.quantize(w.numpy(), fmt), fmt)))
     return out
+
+
+LINEAR_WEIGHTS = 30 * (2 * 576 * 576 + 2 * 192 * 576 + 3 * 1536 * 576)  # of the 210 linears
+
+
+def method_table(result: dict) -> str:
+    """The stored RTN / GPTQ / AWQ / GGUF table (`precompute`) as text: MB of the block
+    linears (codes and scales; GGUF formats at their bits per weight), perplexity, KL."""
+    lines = [f"{result['protocol']} | {result['calibration']}",
+             f"{'model':<22}{'MB':>7}{'bits/w':>8}{'perplexity':>12}{'KL':>9}"]
+    for r in result["rows"]:
+        fmt = r["name"].split()[-1]
+        if r.get("bytes"):
+            nbytes = r["bytes"]
+        elif r["name"].startswith("gguf"):
+            module = ggml if fmt in ggml.FORMATS else kquants
+            nbytes = LINEAR_WEIGHTS * module.bits_per_weight(fmt) / 8
+        else:  # the reference: float32
+            nbytes = 4 * LINEAR_WEIGHTS
+        lines.append(f"{r['name']:<22}{nbytes / 1e6:7.1f}{8 * nbytes / LINEAR_WEIGHTS:8.2f}"
+                     f"{r['perplexity']:12.2f}{r['kl']:9.4f}")
+    return "\n".join(lines)
 
 
 def file_q4_1_agreement(model) -> dict:

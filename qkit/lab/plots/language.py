@@ -18,6 +18,7 @@ def block_bytes(view: dict, ax) -> None:
         ax.add_patch(Rectangle((j, 0), 0.95, 1, color=FIELD_COLOURS[field], alpha=0.35))
         ax.text(j + 0.47, 0.5, f"{byte:02X}", ha="center", va="center", fontsize=7,
                 family="monospace")
+    ax.set_xticks(range(0, raw.size + 1, 2))
     ax.set(xlim=(0, raw.size), ylim=(0, 1), yticks=[],
            xlabel=f"byte of the block ({raw.size} bytes: orange d, green m, blue codes)")
 
@@ -69,6 +70,7 @@ def token_probabilities(pieces: list[str], probs: np.ndarray, same: np.ndarray, 
     """The reference's probability of each token a model generated; grey where the model chose
     what the reference would have, red where it went its own way."""
     x = np.arange(len(pieces))
+    pieces = [p.replace("\n", "\\n") for p in pieces]
     ax.bar(x, probs, color=np.where(same, "0.6", "tab:red"))
     ax.set_xticks(x, [p if len(p) < 9 else p[:8] + "." for p in pieces], rotation=70,
                   fontsize=7)

@@ -16,7 +16,8 @@ from qkit.lab.plots import language as P
 LINEAR_MENU = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
 # the quantized models of the prompt box: name -> how to make it from the reference
 VARIANTS = ("rtn int8 per channel sym", "rtn int4 g128 asym", "rtn int4 per channel asym",
-            "rtn int3 g128 asym", "rtn int2 g64 asym", "gguf q4_0", "gguf q4_k")
+            "rtn int3 g128 asym", "rtn int2 g64 asym", "the file's q4_1 on int4 x int8 kernels",
+            "gguf q4_0 on int4 x int8 kernels")
 
 
 def gguf_block_explorer(layer: int = 2) -> Explorer:
@@ -121,9 +122,10 @@ def channel_explorer(means: dict, fraction: float = 0.01) -> Explorer:
 
 
 class _Variants:
-    """Quantized copies of the reference made on demand, the last two kept (a copy is 0.5 GB)."""
+    """Quantized models made on demand from the reference, the last one kept (they share the
+    reference's embedding and norms; their linears hold codes or GGUF bytes: 60-110 MB)."""
 
-    def __init__(self, reference, keep: int = 2):
+    def __init__(self, reference, keep: int = 1):
         self.reference, self.keep, self.cache = reference, keep, OrderedDict()
 
     def __call__(self, name: str):
@@ -136,19 +138,24 @@ class _Variants:
 
 
 def make_variant(reference, name: str):
-    """The quantized model a `VARIANTS` name describes ("rtn int4 g128 asym", "gguf q4_0")."""
+    """The quantized model a `VARIANTS` name describes: RTN as codes
+    (`qkit.models.smollm2_quant.rtn_as_codes`), or GGUF Q4 bytes on qkit's block kernels
+    (`qkit.models.smollm2_int`: activations rounded to Q8_0 blocks, as llama.cpp does)."""
     from qkit.engine.rtn import WeightScheme
-    from qkit.models import smollm2_quant
-    from qkit.studies.llm import gguf_model
+    from qkit.models import smollm2_int, smollm2_quant
 
     parts = name.split()
     if name not in VARIANTS:
         raise ValueError(f"name must be one of {VARIANTS}, got {name!r}")
-    if parts[0] == "gguf":
-        return gguf_model(reference, parts[1])
-    group = None if parts[2] == "per" else int(parts[2][1:])
-    scheme = WeightScheme(int(parts[1][3:]), group, parts[-1] == "sym")
-    return smollm2_quant.quantize(reference, "rtn", scheme)[0]
+    if parts[0] == "the":
+        model = smollm2_int.from_file(reference)
+    elif parts[0] == "gguf":
+        model = smollm2_int.requantized(reference, parts[1])
+    else:
+        group = None if parts[2] == "per" else int(parts[2][1:])
+        scheme = WeightScheme(int(parts[1][3:]), group, parts[-1] == "sym")
+        model = smollm2_quant.rtn_as_codes(reference, scheme)  # 110 MB, not 430
+    return model
 
 
 def generation_explorer(reference, prompt: str = "The capital of France is",
