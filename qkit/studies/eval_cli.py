@@ -59,6 +59,26 @@ def _measure(args) -> tuple[list[Row], str]:
     return rows, f"measured now ({', '.join(names)})"
 
 
+def _stored_rows(args) -> tuple[list[Row], str]:
+    from qkit.studies import results
+
+    table = stored()
+    rows = [Row(**r) for r in table["rows"]]
+    if args.formats:
+        rows += [Row(**r) for r in results.load("formats")["rows"]]
+    if args.llm:
+        rows += [Row(**r) for r in results.load("llm_eval")["rows"]]
+    origin = (f"stored table, measured on {table.get('cpu', 'an unrecorded CPU')} by "
+              "python -m qkit precompute models; --recompute measures it again here "
+              "(about 15 minutes), --models NAME one model")
+    if table.get("fingerprint") != fingerprint():
+        origin += ("\nnote: qkit's kernels, engine or models have changed since this table "
+                   "was measured" + ("" if table.get("fingerprint") else
+                                     " (or it predates fingerprints)") +
+                   ": --recompute for numbers of this code")
+    return rows, origin
+
+
 def main(argv=None) -> int:
     import argparse
 
@@ -85,24 +105,7 @@ def main(argv=None) -> int:
     if args.recompute or args.models:
         rows, origin = _measure(args)
     else:
-        table = stored()
-        rows = [Row(**r) for r in table["rows"]]
-        if args.formats:
-            from qkit.studies import results
-
-            rows += [Row(**r) for r in results.load("formats")["rows"]]
-        if args.llm:
-            from qkit.studies import results
-
-            rows += [Row(**r) for r in results.load("llm_eval")["rows"]]
-        origin = (f"stored table, measured on {table.get('cpu', 'an unrecorded CPU')} by "
-                  "python -m qkit precompute models; --recompute measures it again here "
-                  "(about 15 minutes), --models NAME one model")
-        if table.get("fingerprint") != fingerprint():
-            origin += ("\nnote: qkit's kernels, engine or models have changed since this table "
-                       "was measured" + ("" if table.get("fingerprint") else
-                                         " (or it predates fingerprints)") +
-                       ": --recompute for numbers of this code")
+        rows, origin = _stored_rows(args)
     if args.json:
         for r in rows:
             print(json.dumps(asdict(r)))

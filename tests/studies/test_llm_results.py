@@ -75,3 +75,70 @@ def test_decode_ratios_in_the_text_follow_its_table():
         r"qkit's 4-bit decode is ([\d.]+)x PyTorch fp32 and ([\d.]+)x", text).groups())
     assert fp32 == pytest.approx(one["qkit Q4_1 x Q8_0"] / one["PyTorch fp32"], abs=0.05)
     assert dyn == pytest.approx(one["qkit Q4_1 x Q8_0"] / one["PyTorch dynamic int8"], abs=0.05)
+
+
+def test_method_table_counts_the_bytes_of_each_format():
+    from qkit.studies import llm
+
+    table = llm.method_table(results.load("llm")).splitlines()
+    row = {line.split()[0] + " " + line.split()[1]: line.split() for line in table[2:]}
+    agreement = results.load("llm")["q4_1_file_agreement"]["bytes"]
+    assert float(row["gguf q4_1"][2]) == round(agreement / 1e6, 1)  # the file's own bytes
+    assert row["gguf q4_1"][3] == "5.00" and row["gguf q4_k"][3] == "4.50"
+    assert row["rtn int4"][2] == row["gptq int4"][2] == row["awq int4"][2]
+
+
+def test_stored_rtn_sweep_is_every_setting_with_its_stored_bits():
+    from qkit.engine.rtn import WeightScheme
+    from qkit.studies import llm
+
+    sweep = results.load("llm_rtn")
+    rows = [r for r in sweep["rows"] if r["name"] != "reference"]
+    assert len(rows) == len(llm.SWEEP_BITS) * len(llm.SWEEP_GROUPS) * 2
+    widths = {576: 2 * 576 * 576 + 2 * 192 * 576 + 2 * 1536 * 576, 1536: 576 * 1536}
+    for r in rows:
+        s = WeightScheme(r["bits"], r["group_size"], r["symmetric"])
+        assert r["name"] == s.describe()
+        want = sum(n * s.bits_per_weight(k) for k, n in widths.items()) / sum(widths.values())
+        assert r["bits_per_weight"] == pytest.approx(want, rel=1e-6)
+        assert r["protocol"] == sweep["protocol"] and r["kl"] > 0
+    ref = next(r for r in sweep["rows"] if r["name"] == "reference")
+    assert ref["perplexity"] == pytest.approx(
+        next(r for r in results.load("llm")["rows"] if r["name"] == "reference")["perplexity"],
+        rel=1e-6)  # the same protocol, the same reference, measured again
+
+
+def test_stored_kv_results_and_their_bytes():
+    from qkit.models.smollm2 import KVCache
+    from qkit.studies import llm
+
+    kv = {r["name"]: r for r in results.load("llm_kv")["rows"]}
+    schemes = llm.kv_schemes()
+    assert set(kv) == {"float32 cache", *schemes}
+    for name, s in schemes.items():
+        assert kv[name]["bytes_per_token"] == s.bytes_per_token() and kv[name]["kl"] > 0
+    assert kv["float32 cache"]["bytes_per_token"] == KVCache().bytes_per_token() == 46080
+
+
+def test_readme_kv_table_is_the_stored_result_and_its_directions_hold():
+    kv = {r["name"]: r for r in results.load("llm_kv")["rows"]}
+    rows = table_rows(section(), "KV cache")
+    assert len(rows) == len(kv)
+    for name, nbytes, ppl, kl in rows:
+        r = kv[name]
+        assert nbytes == f"{r['bytes_per_token']:,.0f}"
+        assert ppl == f"{r['perplexity']:.2f}" and kl == f"{r['kl']:.4f}"
+    p = {k: v["perplexity"] for k, v in kv.items()}
+    assert kv["K4 V2"]["bytes_per_token"] == kv["K2 V4"]["bytes_per_token"]
+    assert p["K4 V2"] < p["K2 V4"]  # keys need the bits
+    assert p["K4 V4, keys per token"] - p["K4 V4"] < 0.2  # cost little at 4 bits ...
+    assert p["K2 V2, keys per token"] > 5 * p["K2 V2"]  # ... break the model at 2
+    assert p["K2 V2, no float tokens"] > p["K2 V2"] > p["K2 V2, 128 float tokens"]
+    text = section()
+    assert (f"{p['K2 V2, no float tokens']:.2f}, {p['K2 V2']:.2f} and "
+            f"{p['K2 V2, 128 float tokens']:.2f}") in text
+
+
+def test_readme_rtn_g32_is_not_q4_1():
+    sweep = {r["name"]: r for r in results.load("llm_rtn")["rows"]}
+    assert f"RTN scores {sweep['int4 g32 asym']['perplexity']:.2f} where Q4_1" in section()
