@@ -65,7 +65,10 @@ class Q8Output(nn.Module):
 
 
 def _swap(model: SmolLM2, raw_of) -> SmolLM2:
-    model = copy.deepcopy(model)
+    # a copy that shares the embedding and the float linears it is about to replace
+    shared = {id(model.token_embd): model.token_embd}
+    shared.update({id(getattr(b, n)): getattr(b, n) for b in model.blocks for n in LINEARS})
+    model = copy.deepcopy(model, memo=shared)
     for i, block in enumerate(model.blocks):
         for name in LINEARS:
             raw, fmt = raw_of(i, name, getattr(block, name))

@@ -54,8 +54,8 @@ def variants(reference, windows: int = 8, progress: bool = False) -> dict:
         bpw = (ggml if fmt in ggml.FORMATS else kquants).bits_per_weight(fmt)
         out[f"gguf {fmt} (fake-quant)"] = (gguf_model(reference, fmt), "torch fp32",
                                            int(n * bpw / 8))
-    for name, m in (("gguf q4_1 file", smollm2_int.from_file(reference)),
-                    ("gguf q4_0", smollm2_int.requantized(reference, "q4_0"))):
+    for name, m in (("gguf q4_1 (the file's bytes)", smollm2_int.from_file(reference)),
+                    ("gguf q4_0 (qkit's bytes)", smollm2_int.requantized(reference, "q4_0"))):
         linears = sum(x.weight_bytes() for x in m.modules()
                       if isinstance(x, smollm2_int.BlockLinear))
         out[name] = (m, "qkit int4 x int8", linears)
@@ -80,9 +80,9 @@ def smollm2_rows(rounds: int = 3, progress: bool = False, windows: int = 8,
     torch.manual_seed(0)
     reference = smollm2.load()
     found = variants(reference, windows, progress)
-    bar = Steps("smollm2", len(found) + 1, progress)
     protocol = language.Protocol()
     names = [k for k in found if k != "fp32"]
+    bar = Steps("smollm2", -(-len(names) // batch) + 1, progress)
     scores = {}
     for start in range(0, len(names), batch):
         part = {"fp32": reference, **{k: found[k][0] for k in names[start:start + batch]}}

@@ -142,3 +142,37 @@ def test_readme_kv_table_is_the_stored_result_and_its_directions_hold():
 def test_readme_rtn_g32_is_not_q4_1():
     sweep = {r["name"]: r for r in results.load("llm_rtn")["rows"]}
     assert f"RTN scores {sweep['int4 g32 asym']['perplexity']:.2f} where Q4_1" in section()
+
+
+def test_stored_eval_rows_agree_with_the_other_stored_results():
+    """``eval --llm``'s rows: every scheme twice (perplexity, KL), the fake-quantized ones
+    equal to the same computation in llm.json, the file on integer kernels near the
+    reference (its activations are rounded to Q8_0), bytes as counted elsewhere."""
+    from qkit.studies import llm
+
+    rows = results.load("llm_eval")["rows"]
+    by = {(r["scheme"], r["metric"]): r for r in rows}
+    assert len(by) == len(rows) and {m for _, m in by} == {"perplexity", "kl"}
+    same = {r["name"]: r for r in results.load("llm")["rows"]}
+    for scheme in ("rtn int4 g128 asym", "rtn int3 g128 asym"):  # no calibration: identical
+        assert by[(scheme, "perplexity")]["value"] == round(same[scheme]["perplexity"], 4)
+        assert by[(scheme, "perplexity")]["size_bytes"] == same[scheme]["bytes"]
+    for fmt in ("q8_0", "q6_k", "q5_1", "q4_k", "q4_0"):
+        assert by[(f"gguf {fmt} (fake-quant)", "kl")]["value"] == round(
+            same[f"gguf {fmt}"]["kl"], 4)
+    ref = by[("fp32", "perplexity")]
+    assert ref["value"] == round(same["reference"]["perplexity"], 4) == ref["fp32_value"]
+    assert ref["size_bytes"] == 4 * llm.LINEAR_WEIGHTS
+    f = by[("gguf q4_1 (the file's bytes)", "kl")]
+    assert 0 < f["value"] < 0.01 and f["engine"] == "qkit int4 x int8"
+    assert f["size_bytes"] == results.load("llm")["q4_1_file_agreement"]["bytes"]
+    for r in rows:  # measured latencies, per token
+        assert r["latency_ms"] > 0 and r["model"] == "smollm2-135m"
+
+
+def test_eval_llm_prints_the_stored_rows(capsys):
+    from qkit.studies import eval_cli
+
+    assert eval_cli.main(["--llm"]) == 0
+    out = capsys.readouterr().out
+    assert "smollm2-135m" in out and "ms per decoded token" in out and "gguf q4_k" in out
