@@ -55,7 +55,7 @@ def _architecture():
     return measured(got == want and vocab == 49152 == S.VOCAB, f"{got}, vocabulary {vocab}")
 
 
-@claim("12", "Quantizing it again to 4 bits in blocks of 32 gives the file back byte for byte, "
+@claim("12", "Quantizing it again to Q4_1 gives the file back byte for byte, "
              "so the lessons use settings where the error is real: groups of 128, 3 bits, "
              "other grids.")
 def _file_back():
