@@ -80,16 +80,7 @@ def float_weights() -> dict[str, np.ndarray]:
     """The dequantized weights, float32, rows = output features (what a Linear stores)."""
     out = {}
     for name, (fmt, raw) in raw_tensors().items():
-        if fmt not in ggml.FORMATS:
-            out[name] = raw.astype(np.float32)
-            continue
-        # 2,048 rows at a time: the temporaries of a whole 49,152-row embedding would add
-        # ~300 MB to the peak (the notebooks run in 2 GB)
-        w = np.empty((raw.shape[0], raw.shape[1] // ggml.FORMATS[fmt][2] * ggml.BLOCK),
-                     np.float32)
-        for r in range(0, raw.shape[0], 2048):
-            w[r:r + 2048] = ggml.dequantize(raw[r:r + 2048], fmt)
-        out[name] = w
+        out[name] = ggml.dequantize(raw, fmt) if fmt in ggml.FORMATS else raw.astype(np.float32)
     return out
 
 
@@ -190,7 +181,7 @@ def attention(q, k, v):
     v = v.repeat_interleave(HEADS // KV_HEADS, dim=1)
     t, s = q.shape[2], k.shape[2]
     att = (q @ k.transpose(-1, -2)) / math.sqrt(HEAD)
-    if t > 1:  # query i sees keys <= start + i (one new token sees them all)
+    if t > 1:  # query i sees keys <= s - t + i (one new token sees them all)
         mask = torch.ones(t, s, dtype=torch.bool).tril(s - t)
         att = att.masked_fill(~mask, float("-inf"))
     return torch.softmax(att, dim=-1) @ v
@@ -255,13 +246,17 @@ def load() -> SmolLM2:
     return model.eval().requires_grad_(False)
 
 
-def copy_sharing_embedding(model: SmolLM2) -> SmolLM2:
+def copy_sharing_embedding(model: SmolLM2, linears: bool = False) -> SmolLM2:
     """A deep copy of ``model`` that shares its token embedding (113 MB) instead of copying
     it: what the weight quantizers start from (none of them touches the embedding, which is
-    also the tied output layer)."""
+    also the tied output layer). With ``linears``, the block linears are shared too, for a
+    caller that replaces every one of them (only the norms are copied)."""
     import copy
 
-    return copy.deepcopy(model, memo={id(model.token_embd): model.token_embd})
+    shared = {id(model.token_embd): model.token_embd}
+    if linears:
+        shared.update({id(getattr(b, n)): getattr(b, n) for b in model.blocks for n in LINEARS})
+    return copy.deepcopy(model, memo=shared)
 
 
 def check_prompt(ids, name: str = "prompt") -> torch.Tensor:

@@ -12,8 +12,6 @@ stay float32.
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import torch
 from torch import nn
@@ -21,7 +19,7 @@ from torch import nn
 from qkit import kernels
 from qkit.formats import ggml
 from qkit.kernels.blockdot import block_linear
-from qkit.models.smollm2 import LINEARS, SmolLM2, raw_tensors
+from qkit.models.smollm2 import LINEARS, SmolLM2, copy_sharing_embedding, raw_tensors
 
 
 class BlockLinear(nn.Module):
@@ -65,10 +63,7 @@ class Q8Output(nn.Module):
 
 
 def _swap(model: SmolLM2, raw_of) -> SmolLM2:
-    # a copy that shares the embedding and the float linears it is about to replace
-    shared = {id(model.token_embd): model.token_embd}
-    shared.update({id(getattr(b, n)): getattr(b, n) for b in model.blocks for n in LINEARS})
-    model = copy.deepcopy(model, memo=shared)
+    model = copy_sharing_embedding(model, linears=True)  # every linear is replaced below
     for i, block in enumerate(model.blocks):
         for name in LINEARS:
             raw, fmt = raw_of(i, name, getattr(block, name))

@@ -189,13 +189,9 @@ class CodeLinear(torch.nn.Module):
 def rtn_as_codes(model: SmolLM2, scheme: WeightScheme) -> SmolLM2:
     """``quantize(model, "rtn", scheme)``'s model with every block linear stored as its codes
     (`CodeLinear`): the same logits, about 110 MB of weights instead of 430 MB."""
-    import copy
-
     if not isinstance(scheme, WeightScheme):
         raise TypeError(f"scheme must be a WeightScheme, got {type(scheme).__name__}")
-    shared = {id(model.token_embd): model.token_embd}
-    shared.update({id(getattr(b, n)): getattr(b, n) for b in model.blocks for n in LINEARS})
-    out = copy.deepcopy(model, memo=shared)  # copies the norms only
+    out = copy_sharing_embedding(model, linears=True)  # every linear is replaced below
     for block in out.blocks:
         for n in LINEARS:
             setattr(block, n, CodeLinear(rtn(getattr(block, n).weight.numpy(), scheme)))

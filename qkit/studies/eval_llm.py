@@ -30,20 +30,14 @@ FAKE_GGUF = ("q8_0", "q6_k", "q5_1", "q4_k", "q4_0")
 DECODE_TOKENS = 32
 
 
-def _linear_count(model) -> int:
-    from qkit.models import smollm2
-
-    return sum(getattr(b, n).weight.numel() for b in model.blocks for n in smollm2.LINEARS)
-
-
 def variants(reference, windows: int = 8, progress: bool = False) -> dict:
     """scheme -> (model, engine, bytes of the block linears)."""
     from qkit.engine.rtn import WeightScheme
     from qkit.formats import ggml, kquants
     from qkit.models import smollm2_int, smollm2_quant
-    from qkit.studies.llm import gguf_model
+    from qkit.studies.llm import LINEAR_WEIGHTS, gguf_model
 
-    n = _linear_count(reference)
+    n = LINEAR_WEIGHTS
     out = {"fp32": (reference, "torch fp32", 4 * n)}
     for method, bits, group in SCHEMES:
         scheme = WeightScheme(bits, group)

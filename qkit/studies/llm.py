@@ -40,7 +40,9 @@ def gguf_model(model, fmt: str):
     return out
 
 
-LINEAR_WEIGHTS = 30 * (2 * 576 * 576 + 2 * 192 * 576 + 3 * 1536 * 576)  # of the 210 linears
+# weights of the 210 block linears: q and o (576 x 576), k and v (192 x 576), gate, up, down
+LINEAR_WEIGHTS = smollm2.LAYERS * (2 * smollm2.WIDTH ** 2 + 2 * smollm2.KV_HEADS * smollm2.HEAD
+                                   * smollm2.WIDTH + 3 * smollm2.FFN * smollm2.WIDTH)
 
 
 def method_table(result: dict) -> str:

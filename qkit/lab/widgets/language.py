@@ -44,17 +44,15 @@ def gguf_block_explorer(layer: int = 2) -> Explorer:
         P.block_bytes(view, a0)
         P.block_values(view, a1)
         fig.tight_layout()
-        j = 0
-        q = int(view["codes"][j])
+        q, w0 = int(view["codes"][0]), float(view["values"][0])
         if view["m"] is not None:
             first = (f"weight 0 = d &middot; {q} + m = {view['d']:.6g} &middot; {q} + "
-                     f"({view['m']:.6g}) = {float(view['values'][j]):.6g}")
+                     f"({view['m']:.6g}) = {w0:.6g}")
         else:
-            first = (f"weight 0 = d &middot; {q} = {view['d']:.6g} &middot; {q} = "
-                     f"{float(view['values'][j]):.6g}")
+            first = f"weight 0 = d &middot; {q} = {view['d']:.6g} &middot; {q} = {w0:.6g}"
         return fig, {"tensor": view["tensor"], "fmt": view["fmt"], "row": view["row"],
                      "block": view["block"], "d": view["d"], "first": first,
-                     "where": view["where"][j], "bpw": view["bits_per_weight"]}
+                     "where": view["where"][0], "bpw": view["bits_per_weight"]}
 
     caption = ("{tensor} row {row}, block {block} ({fmt}, {bpw:.1f} bits per weight): "
                "d = <b>{d:.6g}</b>; code 0 sits in {where}; <b>{first}</b>")
